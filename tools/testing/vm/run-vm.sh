@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Boot the kdbus test VM once and report how the run went.
+#
+# Usage: run-vm.sh --flavour release|debug --initrd FILE [--cmdline "kdbus=1 ..."]
+#                  [--timeout SECS] [--log FILE] [--kernel BZIMAGE]
+#
+#   --flavour  which cached test kernel (tools/testing/build-kernel.sh FLAVOUR)
+#   --initrd   made by mkinitramfs.sh
+#   --cmdline  extra kernel command line; init reads kdbus=1, kdbus.timeout=SECS
+#              and kdbus.kmemleak=0 from it. Without kdbus.timeout the guest
+#              gets one a bit shorter than --timeout, so a hung test still ends
+#              with a marker and a kmemleak report.
+#   --timeout  whole-run limit on the host, boot included (default 900 s).
+#              QEMU is killed after it, so the command always ends.
+#   --log      also write the serial output here (default: a temporary file,
+#              kept and named only when the run fails)
+#   --kernel   use this bzImage instead of the cached one of --flavour
+#
+# Environment: KDBUS_VM_ACCEL=kvm|tcg skips the KVM probe (default: probe once
+# per host boot, cached in $KDBUS_CACHE/kvm-probe).
+#
+# Exit status: the run script's status from the `KDBUS-VM-RESULT: N` marker;
+# if it is 0 but the kernel log is dirty (check-log.sh), 1; no marker: 124 when
+# the host timeout fired, else 125 (panic, crash, init died); 2 on bad usage.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../env.sh"
+
+usage() { sed -n '4,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+say() { echo "run-vm: $*" >&2; }
+
+flavour='' cmdline='' initrd='' timeout_s=900 log='' kernel=''
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --flavour) flavour=${2:?}; shift 2 ;;
+    --cmdline) cmdline=${2?}; shift 2 ;;
+    --initrd)  initrd=${2:?}; shift 2 ;;
+    --timeout) timeout_s=${2:?}; shift 2 ;;
+    --log)     log=${2:?}; shift 2 ;;
+    --kernel)  kernel=${2:?}; shift 2 ;;
+    -h|--help) usage ;;
+    *) say "unknown argument $1"; usage ;;
+  esac
+done
+[ -n "$initrd" ] || { say "--initrd is required"; usage; }
+[ -f "$initrd" ] || { say "initrd $initrd not found"; exit 2; }
+case "$timeout_s" in ''|*[!0-9]*|0) say "--timeout needs a positive number of seconds"; exit 2 ;; esac
+if [ -z "$kernel" ]; then
+  case "$flavour" in release|debug) ;; *) say "--flavour release|debug is required"; usage ;; esac
+  kdir=$(kernel_dir "$flavour")
+  kernel=$kdir/arch/x86/boot/bzImage
+  # Building takes 10-20 min and may already be under way elsewhere: never
+  # start one implicitly, say how.
+  [ -f "$kdir/.done" ] && [ -f "$kernel" ] || {
+    say "no $flavour kernel in $kdir; build it: tools/testing/build-kernel.sh $flavour"; exit 2; }
+fi
+[ -f "$kernel" ] || { say "kernel $kernel not found"; exit 2; }
+
+# The guest ends the run script itself before the host kills QEMU, so that a
+# hung test still yields a marker, the kmemleak report and the kernel log.
+# The margin covers boot and the final scan, slow under TCG with KASAN.
+case " $cmdline " in
+  *" kdbus.timeout="*) ;;
+  *) margin=$(( timeout_s / 4 )); [ $margin -le 120 ] || margin=120
+     cmdline="$cmdline kdbus.timeout=$(( timeout_s - margin ))" ;;
+esac
+
+# panic=-1: reboot at once on panic, which -no-reboot turns into QEMU exiting.
+# oops=panic: an oops in a test must end the run, not leave a half-dead kernel.
+# loglevel=7 comes last so a stray `quiet` cannot hide WARNINGs from the log.
+append="console=ttyS0 panic=-1 oops=panic $cmdline loglevel=7"
+qemu_base=(qemu-system-x86_64 -m 1024 -smp 2 -nographic -no-reboot)
+
+# --- KVM probe ---------------------------------------------------------------
+# /dev/kvm can exist and still hang every boot right after the BIOS (seen on
+# this project's machines), so try one tiny boot with a short limit and fall
+# back to TCG. The answer is kept per host boot (boot_id), so a session pays
+# the ~10 s once.
+probe_kvm() {
+  [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo tcg; return; }
+  local cache=$KDBUS_CACHE/kvm-probe boot_id
+  boot_id=$(cat /proc/sys/kernel/random/boot_id)
+  if [ -f "$cache" ] && [ "$(head -1 "$cache")" = "$boot_id" ]; then
+    sed -n 2p "$cache"; return
+  fi
+  local tmp result=tcg
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/kdbus-kvm-probe.XXXXXX")
+  "$here/mkinitramfs.sh" "$tmp/probe.cpio.gz" 2>/dev/null
+  if timeout -k 2 10 "${qemu_base[@]}" -enable-kvm -cpu host -kernel "$kernel" \
+       -initrd "$tmp/probe.cpio.gz" \
+       -append "console=ttyS0 panic=-1 kdbus.kmemleak=0 kdbus.timeout=5" \
+       </dev/null >"$tmp/probe.log" 2>&1 &&
+     grep -aq 'KDBUS-VM-RESULT: 0' "$tmp/probe.log"; then
+    result=kvm
+  fi
+  rm -rf "$tmp"
+  mkdir -p "$KDBUS_CACHE"
+  printf '%s\n%s\n' "$boot_id" "$result" > "$cache.$$" && mv -f "$cache.$$" "$cache"
+  echo "$result"
+}
+
+accel=${KDBUS_VM_ACCEL:-}
+case "$accel" in
+  kvm|tcg) ;;
+  '') accel=$(probe_kvm) ;;
+  *) say "KDBUS_VM_ACCEL must be kvm or tcg"; exit 2 ;;
+esac
+if [ "$accel" = kvm ]; then accel_args=(-enable-kvm -cpu host); else accel_args=(-accel tcg); fi
+
+# --- the run -------------------------------------------------------------------
+keep_log=1
+if [ -z "$log" ]; then
+  log=$(mktemp "${TMPDIR:-/tmp}/kdbus-vm.XXXXXX.log"); keep_log=0
+fi
+mkdir -p "$(dirname "$log")"
+say "kernel $kernel, $accel, timeout ${timeout_s}s, log $log"
+say "cmdline: $append"
+
+start=$(date +%s)
+# stdin from /dev/null: -nographic would otherwise put a terminal in raw mode
+# (left so if QEMU is killed) and turn Ctrl-C into a monitor key.
+set +e
+timeout -k 5 "$timeout_s" "${qemu_base[@]}" "${accel_args[@]}" \
+  -kernel "$kernel" -initrd "$initrd" -append "$append" \
+  </dev/null 2>&1 | tee "$log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+elapsed=$(( $(date +%s) - start ))
+
+# The last marker counts; grep -o copes with a kernel message sharing the line.
+marker=$(tr -d '\r' < "$log" | grep -ao 'KDBUS-VM-RESULT: [0-9]*' | tail -1 | cut -d' ' -f2 || true)
+log_clean=1
+"$here/check-log.sh" "$log" || log_clean=0
+
+if [ -z "$marker" ]; then
+  if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+    say "FAIL: no result marker: the VM hit the host timeout of ${timeout_s}s"; rc=124
+  else
+    say "FAIL: no result marker: the VM ended early (kernel panic, crash or init died; QEMU status $qemu_rc)"; rc=125
+  fi
+elif [ "$marker" != 0 ]; then
+  say "FAIL: run script exited with status $marker"; rc=$marker
+elif [ $log_clean = 0 ]; then
+  say "FAIL: run script passed but the kernel log is dirty (see check-log above)"; rc=1
+else
+  rc=0
+fi
+[ $log_clean = 1 ] || [ "$rc" = 1 ] || say "also: the kernel log is dirty (see check-log above)"
+
+if [ $rc = 0 ]; then
+  say "PASS in ${elapsed}s"
+  [ $keep_log = 1 ] || rm -f "$log"
+else
+  say "log kept in $log (${elapsed}s)"
+fi
+exit "$rc"
