@@ -35,7 +35,14 @@ die() { echo "mkinitramfs: $*" >&2; exit 1; }
 
 # busybox must be the static one: the initramfs has no dynamic loader.
 [ -x "$busybox" ] || die "$busybox not found (install busybox-static: tools/testing/setup-host.sh)"
-if ldd "$busybox" >/dev/null 2>&1; then die "$busybox is dynamically linked; install busybox-static"; fi
+# ldd fails on static ELF files and scripts ("not a dynamic executable"), and
+# succeeds but says "statically linked" on static-pie ones (Rust +crt-static).
+is_dynamic() {
+  local out
+  out=$(ldd "$1" 2>&1) || return 1
+  case "$out" in *"statically linked"*) return 1 ;; esac
+}
+if is_dynamic "$busybox"; then die "$busybox is dynamically linked; install busybox-static"; fi
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/kdbus-initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -51,9 +58,7 @@ fi
 
 for b in ${bins[@]+"${bins[@]}"}; do
   [ -f "$b" ] || die "binary $b not found"
-  # ldd succeeds only for dynamically linked ELF files; static ones and
-  # scripts make it fail, which is what we want.
-  if ldd "$b" >/dev/null 2>&1; then
+  if is_dynamic "$b"; then
     die "$b is dynamically linked; the VM has no libc (link it statically, e.g. -C target-feature=+crt-static)"
   fi
   name=$(basename "$b")
