@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Handles: the state of an open kdbus file and ioctl dispatch (spec:
+//! abi.md 8, 11). This is the only place that touches user memory: every
+//! command is copied in exactly once, and only named fields are written back.
+
+use crate::bindings;
+use crate::bus::Bus;
+use crate::cmd::{self, Cmd, CmdSpec, OFF_FLAGS, OFF_RETURN_FLAGS};
+use crate::connection::Connection;
+use crate::endpoint::Endpoint;
+use crate::errno::{Result, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN};
+use crate::fs::Node;
+use crate::limits::CMD_MAX_SIZE;
+use crate::uapi::*;
+use core::mem::{offset_of, size_of};
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+use kernel::uaccess::UserSlice;
+
+/// What an open file has become (abi.md 11).
+enum State {
+    /// Freshly opened.
+    Unset,
+    /// Made a bus, which lives as long as this handle.
+    BusOwner(Arc<Bus>),
+    /// Made a custom endpoint.
+    #[allow(dead_code)]
+    EndpointOwner(Arc<Endpoint>),
+    /// Said HELLO.
+    Connected(Arc<Connection>),
+}
+
+/// The private data of an open kdbus file.
+#[pin_data]
+pub(crate) struct Handle {
+    node: Node,
+    /// The file this handle belongs to (its opener's credentials decide).
+    file: *mut bindings::file,
+    /// Serialises setup ioctls; never changes once typed.
+    #[pin]
+    state: Mutex<State>,
+}
+
+// SAFETY: `file` outlives the handle (the handle is freed at release) and is
+// only passed to thread-safe kernel functions.
+unsafe impl Send for Handle {}
+// SAFETY: as above; mutable state is behind the mutex.
+unsafe impl Sync for Handle {}
+
+/// User memory of one ioctl argument.
+struct UserArg(usize);
+
+impl UserArg {
+    /// Copies the command in (abi.md 8 steps 1-3).
+    fn copy_in(&self, fixed: usize) -> Result<KVec<u8>> {
+        if self.0 % 8 != 0 {
+            return Err(EFAULT);
+        }
+        let size: u64 = UserSlice::new(self.0, 8).reader().read().map_err(|_| EFAULT)?;
+        if size < fixed as u64 {
+            return Err(EINVAL);
+        }
+        if size > CMD_MAX_SIZE {
+            return Err(EMSGSIZE);
+        }
+        let mut buf = KVec::new();
+        UserSlice::new(self.0, size as usize)
+            .read_all(&mut buf, GFP_KERNEL)
+            .map_err(|_| EFAULT)?;
+        // A racing writer may have changed the size between the two reads.
+        if crate::item::read_u64(&buf, 0) != Some(size) {
+            return Err(EINVAL);
+        }
+        Ok(buf)
+    }
+
+    /// Writes `data` at byte offset `off` of the argument.
+    fn write(&self, off: usize, data: &[u8]) -> Result {
+        let addr = self.0.checked_add(off).ok_or(EFAULT)?;
+        UserSlice::new(addr, data.len())
+            .writer()
+            .write_slice(data)
+            .map_err(|_| EFAULT)
+    }
+
+    fn write_u64(&self, off: usize, val: u64) -> Result {
+        self.write(off, &val.to_ne_bytes())
+    }
+}
+
+/// Runs one command: copy, generic parsing, negotiation, then `f`, whose
+/// result is the `return_flags` to write back.
+fn run<F>(arg: &UserArg, spec: &'static CmdSpec, f: F) -> Result
+where
+    F: FnOnce(&Cmd<'_>) -> Result<u64>,
+{
+    let mut buf = arg.copy_in(spec.fixed)?;
+    let c = match cmd::parse(&mut buf, spec) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
+            return Err(e);
+        }
+    };
+    if let Some((start, end)) = c.negotiate_range {
+        arg.write(start, c.buf.get(start..end).ok_or(EFAULT)?)?;
+    }
+    if c.negotiate {
+        return arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS));
+    }
+    let r = f(&c);
+    let rf = *r.as_ref().unwrap_or(&0);
+    arg.write_u64(OFF_RETURN_FLAGS, rf)?;
+    r.map(|_| ())
+}
+
+impl Handle {
+    /// A new, unset handle on `node`.
+    pub(crate) fn new(node: Node, file: *mut bindings::file) -> impl PinInit<Self> {
+        pin_init!(Handle {
+            node,
+            file,
+            state <- kernel::new_mutex!(State::Unset, "kdbus_handle"),
+        })
+    }
+
+    /// The connection, if this handle said HELLO.
+    fn conn(&self) -> Option<Arc<Connection>> {
+        match &*self.state.lock() {
+            State::Connected(c) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Dispatches an ioctl.
+    pub(crate) fn ioctl(&self, cmd: u32, arg: usize) -> Result {
+        let arg = UserArg(arg);
+        match cmd {
+            KDBUS_CMD_BUS_MAKE => self.bus_make(&arg),
+            KDBUS_CMD_HELLO => self.hello(&arg),
+            KDBUS_CMD_ENDPOINT_MAKE => self.setup_only(|_| Err(EOPNOTSUPP)),
+            KDBUS_CMD_ENDPOINT_UPDATE => Err(EBADFD),
+            KDBUS_CMD_UPDATE
+            | KDBUS_CMD_BYEBYE
+            | KDBUS_CMD_FREE
+            | KDBUS_CMD_CONN_INFO
+            | KDBUS_CMD_BUS_CREATOR_INFO
+            | KDBUS_CMD_LIST
+            | KDBUS_CMD_SEND
+            | KDBUS_CMD_RECV
+            | KDBUS_CMD_NAME_ACQUIRE
+            | KDBUS_CMD_NAME_RELEASE
+            | KDBUS_CMD_MATCH_ADD
+            | KDBUS_CMD_MATCH_REMOVE => {
+                let conn = self.conn().ok_or(EBADFD)?;
+                conn.check_active()?;
+                self.conn_ioctl(&conn, cmd, &arg)
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+
+    /// ENDPOINT_MAKE: typed-state checks only, until custom endpoints exist.
+    fn setup_only<F: FnOnce(&Arc<Endpoint>) -> Result>(&self, f: F) -> Result {
+        let state = self.state.lock();
+        match (&*state, &self.node) {
+            (State::Unset, Node::Endpoint(ep)) if ep.is_default => f(ep),
+            _ => Err(EBADFD),
+        }
+    }
+
+    fn bus_make(&self, arg: &UserArg) -> Result {
+        let mut state = self.state.lock();
+        let domain = match (&*state, &self.node) {
+            (State::Unset, Node::Control(d)) => d.clone(),
+            _ => return Err(EBADFD),
+        };
+        if !domain.is_active() {
+            return Err(ESHUTDOWN);
+        }
+        run(arg, &cmd::BUS_MAKE, |c| {
+            let bus = Bus::make(&domain, c)?;
+            *state = State::BusOwner(bus);
+            Ok(0)
+        })
+    }
+
+    fn hello(&self, arg: &UserArg) -> Result {
+        let mut state = self.state.lock();
+        let ep = match (&*state, &self.node) {
+            (State::Unset, Node::Endpoint(ep)) => ep.clone(),
+            _ => return Err(EBADFD),
+        };
+        if !ep.is_active() {
+            return Err(ESHUTDOWN);
+        }
+        let mut buf = arg.copy_in(cmd::HELLO.fixed)?;
+        let c = match cmd::parse(&mut buf, &cmd::HELLO) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
+                return Err(e);
+            }
+        };
+        if let Some((start, end)) = c.negotiate_range {
+            arg.write(start, c.buf.get(start..end).ok_or(EFAULT)?)?;
+        }
+        if c.negotiate {
+            return arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS));
+        }
+        // SAFETY: `self.file` is the live file of this handle.
+        let reply = match unsafe { Connection::hello(&ep, self.file, &c) } {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
+                return Err(e);
+            }
+        };
+        // Write the whole fixed part back (connection.md 3.2 step 20).
+        const FIXED: usize = size_of::<kdbus_cmd_hello>();
+        let mut out = [0u8; FIXED];
+        out.copy_from_slice(c.buf.get(..FIXED).ok_or(EFAULT)?);
+        let fields = [
+            (offset_of!(kdbus_cmd_hello, return_flags), 0),
+            (offset_of!(kdbus_cmd_hello, bus_flags), ep.bus.flags),
+            (offset_of!(kdbus_cmd_hello, id), reply.conn.id),
+            (offset_of!(kdbus_cmd_hello, offset), reply.offset),
+            (offset_of!(kdbus_cmd_hello, items_size), reply.items_size),
+        ];
+        for (off, val) in fields {
+            crate::item::write_u64(&mut out, off, val);
+        }
+        let id128 = offset_of!(kdbus_cmd_hello, id128);
+        out[id128..id128 + 16].copy_from_slice(&ep.bus.id128);
+        if let Err(e) = arg.write(0, &out) {
+            reply.conn.disconnect();
+            return Err(e);
+        }
+        *state = State::Connected(reply.conn);
+        Ok(())
+    }
+
+    fn conn_ioctl(&self, conn: &Arc<Connection>, cmd: u32, arg: &UserArg) -> Result {
+        match cmd {
+            KDBUS_CMD_BYEBYE => {
+                if conn.flags & (KDBUS_HELLO_ACTIVATOR | KDBUS_HELLO_POLICY_HOLDER | KDBUS_HELLO_MONITOR) as u64 != 0 {
+                    return Err(EOPNOTSUPP);
+                }
+                run(arg, &cmd::BYEBYE, |_| conn.byebye().map(|_| 0))
+            }
+            KDBUS_CMD_FREE => {
+                if conn.flags & KDBUS_HELLO_POLICY_HOLDER as u64 != 0 {
+                    return Err(EOPNOTSUPP);
+                }
+                run(arg, &cmd::FREE, |c| {
+                    conn.free(c.field(offset_of!(kdbus_cmd_free, offset))).map(|_| 0)
+                })
+            }
+            // The other connection commands come with later work.
+            _ => Err(EOPNOTSUPP),
+        }
+    }
+
+    /// `mmap` of the pool (pool.md 3).
+    ///
+    /// # Safety
+    ///
+    /// `vma` is the area of the `mmap` call being served on this handle.
+    pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
+        let conn = self.conn().ok_or(EBADFD)?;
+        // SAFETY: per the function's contract.
+        unsafe { conn.pool.mmap(vma) }
+    }
+
+    /// `poll` (connection.md 8).
+    ///
+    /// # Safety
+    ///
+    /// `file` is this handle's file and `pt` the poll table of the call.
+    pub(crate) unsafe fn poll(&self, file: *mut bindings::file, pt: *mut bindings::poll_table_struct) -> u32 {
+        let err = bindings::POLLERR | bindings::POLLHUP;
+        let Some(conn) = self.conn() else {
+            return err;
+        };
+        // SAFETY: the connection lives as long as the file (the handle holds
+        // it); `file` and `pt` per the function's contract.
+        unsafe { conn.wait.poll_wait(file, pt) };
+        if !conn.is_active() {
+            return err;
+        }
+        bindings::POLLOUT | bindings::POLLWRNORM
+    }
+
+    /// `close()` of the file (abi.md 11): tears down what the handle made.
+    pub(crate) fn release(&self) {
+        let state = core::mem::replace(&mut *self.state.lock(), State::Unset);
+        match state {
+            State::Unset => {}
+            State::BusOwner(bus) => bus.deactivate(),
+            State::EndpointOwner(ep) => ep.deactivate(),
+            State::Connected(conn) => conn.disconnect(),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One-line wrappers for the static inlines and macros the Rust glue needs
+ * and cannot call directly. No logic lives here.
+ */
+#ifndef KDBUS_HELPERS_H
+#define KDBUS_HELPERS_H
+
+#include <linux/types.h>
+
+struct cred;
+struct file;
+struct inode;
+struct poll_table_struct;
+struct user_namespace;
+struct vm_area_struct;
+struct wait_queue_head;
+
+void kdbus_inode_lock(struct inode *inode);
+void kdbus_inode_unlock(struct inode *inode);
+const struct cred *kdbus_current_cred(void);
+struct user_namespace *kdbus_get_user_ns(struct user_namespace *ns);
+void kdbus_put_user_ns(struct user_namespace *ns);
+void kdbus_poll_wait(struct file *file, struct wait_queue_head *wq,
+		     struct poll_table_struct *pt);
+void kdbus_vm_flags_clear(struct vm_area_struct *vma, unsigned long flags);
+void kdbus_init_waitqueue_head(struct wait_queue_head *wq);
+void kdbus_wake_up_all(struct wait_queue_head *wq);
+
+#endif

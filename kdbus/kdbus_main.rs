@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! kdbus: D-Bus IPC in the kernel.
+//!
+//! The crate root only wires modules together. Pure protocol logic (no
+//! kernel calls; also built in userspace by `kdbus-proto` for tests):
+//! [`errno`], [`limits`], [`item`], [`cmd`], [`names`], [`bloom`], [`slices`].
+//! Kernel objects, one file each: [`domain`], [`bus`], [`endpoint`],
+//! [`connection`], [`pool`], [`handle`]; the filesystem is [`fs`]; the FFI
+//! glue is [`bindings`], [`cred`], [`wait`], [`error`].
+//!
+//! # Lock order
+//!
+//! Outer to inner; a lock may be taken while holding only locks above it:
+//!
+//! 1. `Handle::state` (setup ioctls are serialised per handle)
+//! 2. parent inode lock (VFS, taken inside node creation/removal)
+//! 3. `Domain::inner`, `Bus::inner`, `Endpoint::inner`, `Connection::inner`,
+//!    `Pool::alloc`: leaf locks, never nested in one another. Teardown takes
+//!    what it needs out of an object under its lock, releases the lock, then
+//!    tears down the children.
+//!
+//! All are mutexes: nothing here runs in atomic context.
+
+use kernel::prelude::*;
+
+mod bindings;
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+mod bloom;
+mod bus;
+// Shared protocol/glue API; parts serve commands wired in later work.
+#[allow(dead_code)]
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+mod cmd;
+mod connection;
+// Shared protocol/glue API; parts serve commands wired in later work.
+#[allow(dead_code)]
+mod cred;
+mod domain;
+mod endpoint;
+// Shared protocol/glue API; parts serve commands wired in later work.
+#[allow(dead_code)]
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+mod errno;
+mod error;
+mod fs;
+mod handle;
+// Shared protocol/glue API; parts serve commands wired in later work.
+#[allow(dead_code)]
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+mod item;
+// Shared protocol/glue API; parts serve commands wired in later work.
+#[allow(dead_code)]
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+mod limits;
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+mod names;
+mod pool;
+// Shared protocol/glue API; parts serve commands wired in later work.
+#[allow(dead_code)]
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+mod slices;
+mod uapi;
+mod wait;
+
+module! {
+    type: Kdbus,
+    name: "kdbus",
+    author: "kdbus developers",
+    description: "D-Bus IPC in the kernel (kdbusfs)",
+    license: "GPL",
+    alias: ["fs-kdbusfs"],
+}
+
+struct Kdbus;
+
+impl kernel::Module for Kdbus {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        fs::register()?;
+        pr_info!("kdbusfs registered, mount point /sys/fs/kdbus\n");
+        Ok(Kdbus)
+    }
+}
+
+impl Drop for Kdbus {
+    fn drop(&mut self) {
+        fs::unregister();
+    }
+}

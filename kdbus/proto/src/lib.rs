@@ -1,0 +1,25 @@
+//! The kdbus module's pure protocol logic, compiled for userspace.
+//!
+//! The files live in `kdbus/` beside the module's kernel glue and are
+//! included here unchanged, so the exact code the module runs is unit- and
+//! property-tested on the host. They use no kernel API: only `core`, the
+//! bindgen-generated ABI (`crate::uapi`) and `crate::errno`.
+#![no_std]
+
+/// The bindgen-generated ABI, as the pure modules expect it.
+pub mod uapi {
+    pub use kdbus_uapi::*;
+}
+
+#[path = "../../bloom.rs"]
+pub mod bloom;
+#[path = "../../cmd.rs"]
+pub mod cmd;
+#[path = "../../errno.rs"]
+pub mod errno;
+#[path = "../../item.rs"]
+pub mod item;
+#[path = "../../limits.rs"]
+pub mod limits;
+#[path = "../../names.rs"]
+pub mod names;
