@@ -23,3 +23,5 @@ pub mod item;
 pub mod limits;
 #[path = "../../names.rs"]
 pub mod names;
+#[path = "../../slices.rs"]
+pub mod slices;
