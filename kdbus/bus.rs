@@ -2,8 +2,8 @@
 
 //! Buses (spec: bus.md): KDBUS_CMD_BUS_MAKE and bus teardown.
 
-use crate::bloom::BloomParams;
 use crate::bindings;
+use crate::bloom::BloomParams;
 use crate::cmd::{self, Cmd};
 use crate::cred::Creds;
 use crate::domain::{Charge, Domain};
@@ -120,7 +120,13 @@ impl Bus {
 
     /// Creates the bus directory and its default endpoint `bus`.
     fn activate(self: &Arc<Self>) -> Result {
-        let dir = fs::create_dir(&self.domain, &self.name, node_mode(self.flags, 0o500), self.uid, self.gid)?;
+        let dir = fs::create_dir(
+            &self.domain,
+            &self.name,
+            node_mode(self.flags, 0o500),
+            self.uid,
+            self.gid,
+        )?;
         let parent = dir.as_ptr();
         {
             let mut g = self.inner.lock();
@@ -139,7 +145,14 @@ impl Bus {
             }
             g.endpoints.push(ep.clone(), GFP_KERNEL)?;
         }
-        fs::create_endpoint_file(parent, b"bus", node_mode(self.flags, 0o600), self.uid, self.gid, ep)?;
+        fs::create_endpoint_file(
+            parent,
+            b"bus",
+            node_mode(self.flags, 0o600),
+            self.uid,
+            self.gid,
+            ep,
+        )?;
         Ok(())
     }
 

@@ -93,7 +93,10 @@ pub static ENDPOINT_MAKE: CmdSpec = CmdSpec {
 pub static ENDPOINT_UPDATE: CmdSpec = CmdSpec {
     fixed: CMD,
     flags: 0,
-    items: &[it(KDBUS_ITEM_NAME, REPEAT), it(KDBUS_ITEM_POLICY_ACCESS, REPEAT)],
+    items: &[
+        it(KDBUS_ITEM_NAME, REPEAT),
+        it(KDBUS_ITEM_POLICY_ACCESS, REPEAT),
+    ],
 };
 
 /// KDBUS_CMD_HELLO.
@@ -126,7 +129,11 @@ pub static UPDATE: CmdSpec = CmdSpec {
 };
 
 /// KDBUS_CMD_BYEBYE.
-pub static BYEBYE: CmdSpec = CmdSpec { fixed: CMD, flags: 0, items: &[] };
+pub static BYEBYE: CmdSpec = CmdSpec {
+    fixed: CMD,
+    flags: 0,
+    items: &[],
+};
 
 /// KDBUS_CMD_FREE.
 pub static FREE: CmdSpec = CmdSpec {
@@ -310,7 +317,7 @@ pub fn parse<'a>(buf: &'a mut [u8], spec: &'static CmdSpec) -> Result<Cmd<'a>> {
 /// Sanitises an attach mask (abi.md 7): `~0` means all known bits; any other
 /// unknown bit is `EINVAL`.
 pub fn sanitize_attach(mask: u64) -> Result<u64> {
-    let all = _KDBUS_ATTACH_ALL as u64;
+    let all: u64 = _KDBUS_ATTACH_ALL;
     if mask == u64::MAX {
         Ok(all)
     } else if mask & !all != 0 {

@@ -139,9 +139,14 @@ impl Connection {
 
         // The HELLO slice: one BLOOM_PARAMETER item (connection.md 3.4).
         let mut item = [0u8; 32];
-        for (i, v) in [32, KDBUS_ITEM_BLOOM_PARAMETER as u64, bus.bloom.size, bus.bloom.n_hash]
-            .iter()
-            .enumerate()
+        for (i, v) in [
+            32,
+            KDBUS_ITEM_BLOOM_PARAMETER as u64,
+            bus.bloom.size,
+            bus.bloom.n_hash,
+        ]
+        .iter()
+        .enumerate()
         {
             item[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
         }
@@ -158,7 +163,11 @@ impl Connection {
             conn.inner.lock().active = false;
             return Err(e);
         }
-        Ok(HelloReply { conn, offset, items_size: item.len() as u64 })
+        Ok(HelloReply {
+            conn,
+            offset,
+            items_size: item.len() as u64,
+        })
     }
 
     /// Whether the connection has not been disconnected.

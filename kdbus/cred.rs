@@ -23,7 +23,11 @@ impl Creds {
     unsafe fn from_raw(cred: *const bindings::cred) -> Self {
         // SAFETY: per the function's contract.
         let c = unsafe { &*cred };
-        Creds { uid: c.uid, euid: c.euid, egid: c.egid }
+        Creds {
+            uid: c.uid,
+            euid: c.euid,
+            egid: c.egid,
+        }
     }
 
     /// The credentials of the calling task.

@@ -128,7 +128,14 @@ impl Domain {
         let idx = match g.users.iter().position(|u| u.uid == uid) {
             Some(i) => i,
             None => {
-                g.users.push(UserAccount { uid, buses: 0, conns: 0 }, GFP_KERNEL)?;
+                g.users.push(
+                    UserAccount {
+                        uid,
+                        buses: 0,
+                        conns: 0,
+                    },
+                    GFP_KERNEL,
+                )?;
                 g.users.len() - 1
             }
         };
@@ -194,7 +201,7 @@ fn pop<T>(v: &mut KVec<T>) -> Option<T> {
 fn remove_user(users: &mut KVec<UserAccount>, idx: usize) {
     let last = users.len() - 1;
     users.as_mut_slice().swap(idx, last);
-    drop(pop(users));
+    pop(users);
 }
 
 /// Removes `item` (by identity) from a vector of `Arc`s; returns it so the

@@ -65,6 +65,10 @@ impl NodeDentry {
     pub(crate) fn as_ptr(&self) -> *mut bindings::dentry {
         self.0
     }
+
+    /// Leaves the pin in the tree: the dentry stays until its directory is
+    /// removed or the superblock is killed, which drop the pin.
+    fn leave_in_tree(self) {}
 }
 
 /// Statics the kernel takes pointers to. Their `owner` fields point at this
@@ -82,7 +86,7 @@ impl<T> KernelStatic<T> {
     }
 }
 
-// SAFETY: only the address of the module object is taken.
+/// This module, for the `owner` fields (only its address is taken).
 const THIS_MODULE_PTR: *mut bindings::module = &raw mut bindings::__this_module;
 
 static FS_TYPE: KernelStatic<bindings::file_system_type> =
@@ -134,7 +138,8 @@ pub(crate) fn register() -> Result {
         return Err(Errno(-ret));
     }
     // SAFETY: `fs_kobj` is the kernel's live /sys/fs kobject.
-    let ret = unsafe { bindings::sysfs_create_mount_point(bindings::fs_kobj, c"kdbus".as_ptr().cast()) };
+    let ret =
+        unsafe { bindings::sysfs_create_mount_point(bindings::fs_kobj, c"kdbus".as_ptr().cast()) };
     if ret < 0 {
         // SAFETY: registered just above.
         unsafe { bindings::unregister_filesystem(FS_TYPE.get()) };
@@ -152,6 +157,11 @@ pub(crate) fn unregister() {
     unsafe { bindings::unregister_filesystem(FS_TYPE.get()) };
 }
 
+/// `file_system_type.init_fs_context`.
+///
+/// # Safety
+///
+/// `fc` is a live filesystem context being set up for kdbusfs.
 unsafe extern "C" fn init_fs_context(fc: *mut kernel::bindings::fs_context) -> c_int {
     // SAFETY: `fc` is the live context being set up; FC_OPS is static.
     // The kernel crate declares `fs_context` opaque; ours has its fields.
@@ -159,6 +169,11 @@ unsafe extern "C" fn init_fs_context(fc: *mut kernel::bindings::fs_context) -> c
     0
 }
 
+/// `fs_context_operations.get_tree`.
+///
+/// # Safety
+///
+/// `fc` is a live kdbusfs filesystem context.
 unsafe extern "C" fn get_tree(fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: `fc` is live; every mount gets a new superblock (a new domain).
     unsafe { bindings::get_tree_nodev(fc, Some(fill_super)) }
@@ -198,7 +213,15 @@ unsafe fn new_inode(
     Ok(inode)
 }
 
-unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_context) -> c_int {
+/// Sets up a new superblock: a new domain with its `control` file.
+///
+/// # Safety
+///
+/// `sb` is a fresh superblock and `fc` the live context it is made for.
+unsafe extern "C" fn fill_super(
+    sb: *mut bindings::super_block,
+    fc: *mut bindings::fs_context,
+) -> c_int {
     // SAFETY: called by get_tree_nodev with a fresh superblock and live `fc`.
     match unsafe { fill_super_inner(sb, fc) } {
         Ok(()) => 0,
@@ -206,7 +229,13 @@ unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *mut binding
     }
 }
 
-unsafe fn fill_super_inner(sb: *mut bindings::super_block, fc: *mut bindings::fs_context) -> Result {
+/// # Safety
+///
+/// As [`fill_super`].
+unsafe fn fill_super_inner(
+    sb: *mut bindings::super_block,
+    fc: *mut bindings::fs_context,
+) -> Result {
     // SAFETY: `sb` is a fresh superblock we may set up (contract).
     unsafe {
         (*sb).s_blocksize = kernel::page::PAGE_SIZE as _;
@@ -235,11 +264,23 @@ unsafe fn fill_super_inner(sb: *mut bindings::super_block, fc: *mut bindings::fs
     unsafe { (*sb).s_root = root };
     domain.set_root(root);
     // The control file's dentry stays pinned until kill_litter_super.
-    let control = create_file(root, b"control", S_IFREG | 0o666, root_uid, root_gid, Node::Control(domain))?;
-    core::mem::forget(control);
+    let control = create_file(
+        root,
+        b"control",
+        S_IFREG | 0o666,
+        root_uid,
+        root_gid,
+        Node::Control(domain),
+    )?;
+    control.leave_in_tree();
     Ok(())
 }
 
+/// `file_system_type.kill_sb`: tears the domain down.
+///
+/// # Safety
+///
+/// `sb` is a kdbusfs superblock being destroyed.
 unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
     // SAFETY: `sb` is a kdbusfs superblock being destroyed.
     let info = unsafe { (*sb).s_fs_info };
@@ -257,6 +298,11 @@ unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
     drop(domain);
 }
 
+/// `super_operations.evict_inode`: frees the inode's [`Node`].
+///
+/// # Safety
+///
+/// `inode` is a kdbusfs inode being evicted.
 unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
     // SAFETY: `inode` is being evicted; nobody else uses it.
     unsafe {
@@ -297,7 +343,8 @@ fn create(
     unsafe { bindings::kdbus_inode_lock(dir) };
     let result = (|| {
         // SAFETY: the parent is locked, `name` is valid for `name.len()`.
-        let dentry = unsafe { bindings::lookup_one_len(name.as_ptr().cast(), parent, name.len() as _) };
+        let dentry =
+            unsafe { bindings::lookup_one_len(name.as_ptr().cast(), parent, name.len() as _) };
         let dentry = kernel::error::from_err_ptr(dentry).map_err(Errno::from)?;
         // SAFETY: `dentry` is a live dentry we hold a reference to.
         if unsafe { !(*dentry).d_inode.is_null() } {
@@ -367,7 +414,7 @@ pub(crate) fn create_endpoint_file(
 ) -> Result {
     let d = create_file(dir, name, S_IFREG | perm, uid, gid, Node::Endpoint(ep))?;
     // The pin is dropped by simple_recursive_removal of the directory.
-    core::mem::forget(d);
+    d.leave_in_tree();
     Ok(())
 }
 
@@ -388,6 +435,11 @@ unsafe fn handle<'a>(file: *mut bindings::file) -> &'a Handle {
     unsafe { &*((*file).private_data as *const Handle) }
 }
 
+/// `open` of `control` and endpoint files: a new unset [`Handle`].
+///
+/// # Safety
+///
+/// `inode` is a kdbusfs file inode and `file` the file being opened on it.
 unsafe extern "C" fn node_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
     // SAFETY: the VFS passes a live inode of ours with its Node.
     let node = unsafe { &*((*inode).i_private as *const Node) };
@@ -405,7 +457,15 @@ unsafe extern "C" fn node_open(inode: *mut bindings::inode, file: *mut bindings:
     0
 }
 
-unsafe extern "C" fn node_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+/// `release`: tears down what the handle made and frees it.
+///
+/// # Safety
+///
+/// `file` was opened by [`node_open`] and this is its last reference.
+unsafe extern "C" fn node_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: last reference to `file`; private_data holds our handle.
     let handle = unsafe { KBox::from_raw((*file).private_data as *mut Handle) };
     handle.release();
@@ -413,12 +473,25 @@ unsafe extern "C" fn node_release(_inode: *mut bindings::inode, file: *mut bindi
     0
 }
 
+/// `unlocked_ioctl` and `compat_ioctl` (the ABI has the same layout for both).
+///
+/// # Safety
+///
+/// `file` was opened by [`node_open`].
 unsafe extern "C" fn node_ioctl(file: *mut bindings::file, cmd: c_uint, arg: usize) -> isize {
     // SAFETY: `file` is open.
     to_ret(unsafe { handle(file) }.ioctl(cmd, arg))
 }
 
-unsafe extern "C" fn node_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+/// `mmap`: maps a connection's pool.
+///
+/// # Safety
+///
+/// `file` was opened by [`node_open`]; `vma` is the area being mapped.
+unsafe extern "C" fn node_mmap(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: `file` is open; `vma` is the area being mapped.
     match unsafe { handle(file).mmap(vma) } {
         Ok(()) => 0,
@@ -426,7 +499,15 @@ unsafe extern "C" fn node_mmap(file: *mut bindings::file, vma: *mut bindings::vm
     }
 }
 
-unsafe extern "C" fn node_poll(file: *mut bindings::file, pt: *mut bindings::poll_table_struct) -> c_uint {
+/// `poll`.
+///
+/// # Safety
+///
+/// `file` was opened by [`node_open`]; `pt` is the poll table of the call.
+unsafe extern "C" fn node_poll(
+    file: *mut bindings::file,
+    pt: *mut bindings::poll_table_struct,
+) -> c_uint {
     // SAFETY: `file` is open; `pt` is the poll table of this call.
     unsafe { handle(file).poll(file, pt) }
 }

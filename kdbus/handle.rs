@@ -57,7 +57,10 @@ impl UserArg {
         if self.0 % 8 != 0 {
             return Err(EFAULT);
         }
-        let size: u64 = UserSlice::new(self.0, 8).reader().read().map_err(|_| EFAULT)?;
+        let size: u64 = UserSlice::new(self.0, 8)
+            .reader()
+            .read()
+            .map_err(|_| EFAULT)?;
         if size < fixed as u64 {
             return Err(EINVAL);
         }
@@ -244,17 +247,22 @@ impl Handle {
     fn conn_ioctl(&self, conn: &Arc<Connection>, cmd: u32, arg: &UserArg) -> Result {
         match cmd {
             KDBUS_CMD_BYEBYE => {
-                if conn.flags & (KDBUS_HELLO_ACTIVATOR | KDBUS_HELLO_POLICY_HOLDER | KDBUS_HELLO_MONITOR) as u64 != 0 {
+                if conn.flags
+                    & (KDBUS_HELLO_ACTIVATOR | KDBUS_HELLO_POLICY_HOLDER | KDBUS_HELLO_MONITOR)
+                        as u64
+                    != 0
+                {
                     return Err(EOPNOTSUPP);
                 }
-                run(arg, &cmd::BYEBYE, |_| conn.byebye().map(|_| 0))
+                run(arg, &cmd::BYEBYE, |_| conn.byebye().map(|()| 0))
             }
             KDBUS_CMD_FREE => {
                 if conn.flags & KDBUS_HELLO_POLICY_HOLDER as u64 != 0 {
                     return Err(EOPNOTSUPP);
                 }
                 run(arg, &cmd::FREE, |c| {
-                    conn.free(c.field(offset_of!(kdbus_cmd_free, offset))).map(|_| 0)
+                    conn.free(c.field(offset_of!(kdbus_cmd_free, offset)))
+                        .map(|()| 0)
                 })
             }
             // The other connection commands come with later work.
@@ -278,7 +286,11 @@ impl Handle {
     /// # Safety
     ///
     /// `file` is this handle's file and `pt` the poll table of the call.
-    pub(crate) unsafe fn poll(&self, file: *mut bindings::file, pt: *mut bindings::poll_table_struct) -> u32 {
+    pub(crate) unsafe fn poll(
+        &self,
+        file: *mut bindings::file,
+        pt: *mut bindings::poll_table_struct,
+    ) -> u32 {
         let err = bindings::POLLERR | bindings::POLLHUP;
         let Some(conn) = self.conn() else {
             return err;

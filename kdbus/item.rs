@@ -87,7 +87,11 @@ pub struct Items<'a> {
 impl<'a> Items<'a> {
     /// Walks the items in `buf` starting at `start` (the fixed part's size).
     pub fn new(buf: &'a [u8], start: usize) -> Self {
-        Items { buf, pos: start, failed: false }
+        Items {
+            buf,
+            pos: start,
+            failed: false,
+        }
     }
 
     /// Position after the last item walked (aligned).
@@ -104,7 +108,10 @@ impl<'a> Iterator for Items<'a> {
             return None;
         }
         let remaining = self.buf.len() - self.pos;
-        let (size, ty) = match (read_u64(self.buf, self.pos), read_u64(self.buf, self.pos + 8)) {
+        let (size, ty) = match (
+            read_u64(self.buf, self.pos),
+            read_u64(self.buf, self.pos + 8),
+        ) {
             (Some(s), Some(t)) if remaining >= HEADER_SIZE => (s, t),
             _ => {
                 self.failed = true;
@@ -120,7 +127,11 @@ impl<'a> Iterator for Items<'a> {
         let offset = self.pos;
         let payload = &self.buf[offset + HEADER_SIZE..offset + size];
         self.pos = offset + align8(size).unwrap_or(usize::MAX - 7);
-        Some(Ok(Item { offset, ty, payload }))
+        Some(Ok(Item {
+            offset,
+            ty,
+            payload,
+        }))
     }
 }
 
@@ -216,14 +227,8 @@ pub fn validate(item: &Item<'_>) -> Result {
         | KDBUS_ITEM_AUDIT => exact(p, 8),
         KDBUS_ITEM_TIMESTAMP => exact(p, 24),
         KDBUS_ITEM_CREDS => exact(p, 64),
-        KDBUS_ITEM_NAME
-        | KDBUS_ITEM_DST_NAME
-        | KDBUS_ITEM_PID_COMM
-        | KDBUS_ITEM_TID_COMM
-        | KDBUS_ITEM_EXE
-        | KDBUS_ITEM_CMDLINE
-        | KDBUS_ITEM_CGROUP
-        | KDBUS_ITEM_SECLABEL => {
+        KDBUS_ITEM_NAME | KDBUS_ITEM_DST_NAME | KDBUS_ITEM_PID_COMM | KDBUS_ITEM_TID_COMM
+        | KDBUS_ITEM_EXE | KDBUS_ITEM_CMDLINE | KDBUS_ITEM_CGROUP | KDBUS_ITEM_SECLABEL => {
             if is_valid_str(p) {
                 Ok(())
             } else {

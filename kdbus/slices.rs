@@ -59,7 +59,11 @@ impl<V: SliceVec> Allocator<V> {
             accounted: false,
         };
         empty.try_insert(0, whole)?;
-        Ok(Allocator { size, slices: empty, accounted: 0 })
+        Ok(Allocator {
+            size,
+            slices: empty,
+            accounted: 0,
+        })
     }
 
     /// Total pool size.

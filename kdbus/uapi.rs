@@ -10,7 +10,8 @@
     non_upper_case_globals,
     non_snake_case,
     unreachable_pub,
-    clippy::all
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
 )]
 
 include!("uapi_generated.rs");

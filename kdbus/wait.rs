@@ -45,7 +45,11 @@ impl WaitQueue {
     ///
     /// `file` and `pt` are the arguments of the `poll` file operation being
     /// served, and `self` outlives `file` (the file holds a reference to it).
-    pub(crate) unsafe fn poll_wait(&self, file: *mut bindings::file, pt: *mut bindings::poll_table_struct) {
+    pub(crate) unsafe fn poll_wait(
+        &self,
+        file: *mut bindings::file,
+        pt: *mut bindings::poll_table_struct,
+    ) {
         // SAFETY: per the function's contract; `wq` is initialised.
         unsafe { bindings::kdbus_poll_wait(file, self.wq.get(), pt) }
     }

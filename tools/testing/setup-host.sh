@@ -13,6 +13,7 @@ pkgs=(
   busybox-static qemu-system-x86
   "rustc-web=$RUST_WEB_VERSION" "rust-web-src=$RUST_WEB_VERSION"
   "libstd-rust-web-dev=$RUST_WEB_VERSION" "libstd-rust-web-1.85=$RUST_WEB_VERSION"
+  "rust-web-clippy=$RUST_WEB_VERSION"
 )
 
 missing=()
