@@ -70,7 +70,10 @@ esac
 # oops=panic: an oops in a test must end the run, not leave a half-dead kernel.
 # loglevel=7 comes last so a stray `quiet` cannot hide WARNINGs from the log.
 append="console=ttyS0 panic=-1 oops=panic $cmdline loglevel=7"
-qemu_base=(qemu-system-x86_64 -m 1024 -smp 2 -nographic -no-reboot)
+# sockets=2: the test kernel has no ACPI, so it learns the CPUs from SeaBIOS's
+# MP table, which lists one CPU per package; plain `-smp 2` (one socket, two
+# cores since QEMU 6.2) boots with a single CPU and no real concurrency.
+qemu_base=(qemu-system-x86_64 -m 1024 -smp 2,sockets=2,cores=1,threads=1 -nographic -no-reboot)
 
 # --- KVM probe ---------------------------------------------------------------
 # /dev/kvm can exist and still hang every boot right after the BIOS (seen on

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# End-to-end self-test of the VM machinery (mkinitramfs.sh, init, run-vm.sh,
+# check-log.sh) on a real boot. Needs the cached kernel of FLAVOUR; no kdbus.ko.
+#
+# Usage: test-vm.sh [release|debug]     (default debug)
+# Ends with the line `N passed, N failed`; exits non-zero if any failed.
+# Takes a few minutes under TCG: every case is one boot.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+flavour=${1:-debug}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kdbus-test-vm.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+
+# case NAME WANT_RC RUN_SCRIPT_TEXT CMDLINE TIMEOUT [GREP_IN_LOG]...
+# WANT_RC: a number, or "nonzero".
+vmcase() {
+  local name=$1 want=$2 script=$3 cmdline=$4 tmo=$5; shift 5
+  local rc=0 start elapsed ok=1 g
+  printf '%s\n' "$script" > "$tmp/run.sh"
+  "$here/mkinitramfs.sh" "$tmp/initrd.gz" --run "$tmp/run.sh" 2>/dev/null
+  start=$(date +%s)
+  "$here/run-vm.sh" --flavour "$flavour" --initrd "$tmp/initrd.gz" \
+    --cmdline "$cmdline" --timeout "$tmo" --log "$tmp/log" >/dev/null 2>"$tmp/err" || rc=$?
+  elapsed=$(( $(date +%s) - start ))
+  case "$want" in
+    nonzero) [ "$rc" != 0 ] || ok=0 ;;
+    *) [ "$rc" = "$want" ] || ok=0 ;;
+  esac
+  for g in "$@"; do
+    tr -d '\r' < "$tmp/log" | grep -qF -- "$g" || { ok=0; echo "  missing in log: $g"; }
+  done
+  if [ $ok = 1 ]; then
+    echo "ok   $name (exit $rc, ${elapsed}s)"; passed=$((passed + 1))
+  else
+    echo "FAIL $name: exit $rc, wanted $want (${elapsed}s)"
+    sed 's/^/  /' "$tmp/err"; tail -n 30 "$tmp/log" | sed 's/^/  | /'
+    failed=$((failed + 1))
+  fi
+}
+
+# The first case keeps kmemleak on: a clean boot must give an empty report.
+# It also checks that both CPUs came up: tests of concurrency need them.
+vmcase "hello, exit 0, 2 CPUs" 0 'echo hello; echo "cpus: $(nproc)"; exit 0' "" 300 \
+  hello 'cpus: 2' 'KDBUS-VM-RESULT: 0'
+vmcase "kdbus=0: no insmod, no /sys/fs/kdbus" 0 \
+  'grep -q "^kdbus " /proc/modules && exit 10; [ -e /sys/fs/kdbus ] && exit 11; echo nokdbus-ok' \
+  "kdbus=0 kdbus.kmemleak=0" 300 'kdbus not requested' nokdbus-ok
+vmcase "kdbus=1 without module" 90 'echo should-not-run' "kdbus=1 kdbus.kmemleak=0" 300 \
+  'kdbus.ko missing' 'KDBUS-VM-RESULT: 90'
+vmcase "run script exit 3" 3 'exit 3' "kdbus.kmemleak=0" 300 'KDBUS-VM-RESULT: 3'
+vmcase "guest timeout ends a hang" 143 'echo hanging; sleep 100000' \
+  "kdbus.timeout=5 kdbus.kmemleak=0" 300 'timed out after 5s' 'KDBUS-VM-RESULT: 143'
+vmcase "host timeout ends a hang" nonzero 'echo hanging; sleep 100000' \
+  "kdbus.timeout=1000 kdbus.kmemleak=0" 20 hanging
+# A kernel WARNING with a passing run script must still fail the run.
+vmcase "dirty kernel log fails a passing run" 1 \
+  'echo "WARNING: injected by test-vm.sh" > /dev/kmsg; exit 0' "kdbus.kmemleak=0" 300 \
+  'KDBUS-VM-RESULT: 0'
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
