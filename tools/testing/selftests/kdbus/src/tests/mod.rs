@@ -1,0 +1,174 @@
+//! The test table. Each test is a small function `fn(&Ctx) -> TestResult`.
+
+mod bus_make;
+mod conn;
+mod fs;
+mod hello;
+mod mmap;
+mod teardown;
+
+use kdbus::{uapi, CmdBuf, Errno};
+
+use crate::check::TestResult;
+use crate::ctx::Ctx;
+
+/// A test body.
+pub type TestFn = fn(&Ctx) -> TestResult;
+/// A named test.
+pub type Test = (&'static str, TestFn);
+
+/// Every test, in run order.
+pub static TESTS: &[Test] = &[
+    // control file / KDBUS_CMD_BUS_MAKE
+    ("bus-make-modes-default", bus_make::modes_default),
+    ("bus-make-modes-group", bus_make::modes_group),
+    ("bus-make-modes-world", bus_make::modes_world),
+    ("bus-make-owner-euid-egid", bus_make::owner_euid_egid),
+    ("bus-make-close-removes-bus", bus_make::close_removes_bus),
+    ("bus-make-name-prefix", bus_make::name_prefix),
+    ("bus-make-name-chars", bus_make::name_chars),
+    ("bus-make-name-too-long", bus_make::name_too_long),
+    ("bus-make-name-duplicate", bus_make::name_duplicate),
+    ("bus-make-bloom-parameters", bus_make::bloom_parameters),
+    ("bus-make-missing-items", bus_make::missing_items),
+    ("bus-make-unknown-item", bus_make::unknown_item),
+    ("bus-make-duplicate-item", bus_make::duplicate_item),
+    ("bus-make-unknown-flag", bus_make::unknown_flag),
+    ("bus-make-negotiate-flags", bus_make::negotiate_flags),
+    ("bus-make-negotiate-item", bus_make::negotiate_item),
+    ("bus-make-cmd-size", bus_make::cmd_size),
+    ("bus-make-unaligned-pointer", bus_make::unaligned_pointer),
+    ("bus-make-twice", bus_make::twice),
+    ("bus-make-attach-flags", bus_make::attach_flags),
+    ("bus-make-item-framing", bus_make::item_framing),
+    ("bus-make-unpadded-size", bus_make::unpadded_size),
+    ("bus-make-string-items", bus_make::string_items),
+    ("bus-make-max-buses", bus_make::max_buses),
+    ("control-setup-ioctls", bus_make::control_setup_ioctls),
+    ("control-unknown-ioctl", bus_make::unknown_ioctl),
+    ("bus-owner-ioctls", bus_make::bus_owner_ioctls),
+    // KDBUS_CMD_HELLO
+    ("hello-basic", hello::basic),
+    ("hello-bus-flags", hello::bus_flags),
+    ("hello-ids-private-mount", hello::ids_private_mount),
+    ("hello-pool-slice", hello::pool_slice),
+    ("hello-free", hello::free),
+    ("hello-pool-size", hello::pool_size),
+    ("hello-cmd-size", hello::cmd_size),
+    ("hello-unknown-flag", hello::unknown_flag),
+    ("hello-negotiate-flags", hello::negotiate_flags),
+    ("hello-negotiate-item", hello::negotiate_item),
+    ("hello-name-without-type", hello::name_without_type),
+    ("hello-conflicting-types", hello::conflicting_types),
+    ("hello-description", hello::description),
+    ("hello-attach-flags", hello::attach_flags),
+    ("hello-twice", hello::twice),
+    ("hello-unset-handle-ioctls", hello::unset_handle_ioctls),
+    ("hello-bus-make-on-endpoint", hello::bus_make_on_endpoint),
+    // mmap of the pool
+    ("mmap-readonly", mmap::readonly),
+    ("mmap-write-denied", mmap::write_denied),
+    ("mmap-mprotect-write", mmap::mprotect_write),
+    ("mmap-too-long", mmap::too_long),
+    ("mmap-unset-handle", mmap::unset_handle),
+    // BYEBYE, close, poll
+    ("byebye-basic", conn::byebye_basic),
+    ("byebye-close", conn::close),
+    ("poll-active", conn::poll_active),
+    ("poll-disconnected", conn::poll_disconnected),
+    ("poll-unset-handle", conn::poll_unset_handle),
+    // teardown and domains
+    ("teardown-bus-close", teardown::bus_close),
+    ("teardown-unset-handle", teardown::unset_handle),
+    ("teardown-private-mount", teardown::private_mount),
+    // filesystem
+    ("fs-statfs-magic", fs::statfs_magic),
+    ("fs-nodes", fs::nodes),
+    ("fs-read-write", fs::read_write),
+];
+
+/// `KDBUS_ITEM_*` constants as `u64`.
+pub mod item {
+    use super::uapi;
+
+    /// KDBUS_ITEM_NEGOTIATE.
+    pub const NEGOTIATE: u64 = uapi::KDBUS_ITEM_NEGOTIATE as u64;
+    /// KDBUS_ITEM_PAYLOAD_VEC.
+    pub const PAYLOAD_VEC: u64 = uapi::KDBUS_ITEM_PAYLOAD_VEC as u64;
+    /// KDBUS_ITEM_BLOOM_PARAMETER.
+    pub const BLOOM_PARAMETER: u64 = uapi::KDBUS_ITEM_BLOOM_PARAMETER as u64;
+    /// KDBUS_ITEM_MAKE_NAME.
+    pub const MAKE_NAME: u64 = uapi::KDBUS_ITEM_MAKE_NAME as u64;
+    /// KDBUS_ITEM_ATTACH_FLAGS_SEND.
+    pub const ATTACH_FLAGS_SEND: u64 = uapi::KDBUS_ITEM_ATTACH_FLAGS_SEND as u64;
+    /// KDBUS_ITEM_ATTACH_FLAGS_RECV.
+    pub const ATTACH_FLAGS_RECV: u64 = uapi::KDBUS_ITEM_ATTACH_FLAGS_RECV as u64;
+    /// KDBUS_ITEM_ID.
+    pub const ID: u64 = uapi::KDBUS_ITEM_ID as u64;
+    /// KDBUS_ITEM_NAME.
+    pub const NAME: u64 = uapi::KDBUS_ITEM_NAME as u64;
+    /// KDBUS_ITEM_CREDS.
+    pub const CREDS: u64 = uapi::KDBUS_ITEM_CREDS as u64;
+    /// KDBUS_ITEM_PIDS.
+    pub const PIDS: u64 = uapi::KDBUS_ITEM_PIDS as u64;
+    /// KDBUS_ITEM_SECLABEL.
+    pub const SECLABEL: u64 = uapi::KDBUS_ITEM_SECLABEL as u64;
+    /// KDBUS_ITEM_CONN_DESCRIPTION.
+    pub const CONN_DESCRIPTION: u64 = uapi::KDBUS_ITEM_CONN_DESCRIPTION as u64;
+    /// KDBUS_ITEM_POLICY_ACCESS.
+    pub const POLICY_ACCESS: u64 = uapi::KDBUS_ITEM_POLICY_ACCESS as u64;
+}
+
+/// `KDBUS_MAKE_ACCESS_GROUP` as `u64`.
+pub const ACCESS_GROUP: u64 = uapi::KDBUS_MAKE_ACCESS_GROUP as u64;
+/// `KDBUS_MAKE_ACCESS_WORLD` as `u64`.
+pub const ACCESS_WORLD: u64 = uapi::KDBUS_MAKE_ACCESS_WORLD as u64;
+
+/// Issues `request` with `cmd` on `fd`.
+pub fn raw(
+    fd: impl std::os::fd::AsFd,
+    request: uapi::kdbus_ioctl_type,
+    cmd: &mut CmdBuf,
+) -> Result<(), Errno> {
+    kdbus::ioctl(fd, request, cmd.words_mut())
+}
+
+/// A minimal well-formed command for each connection ioctl, used to check
+/// the handle-state errors: `(name, request, command)`.
+pub fn connection_ioctls() -> Vec<(&'static str, uapi::kdbus_ioctl_type, CmdBuf)> {
+    vec![
+        ("UPDATE", uapi::KDBUS_CMD_UPDATE, CmdBuf::cmd(0)),
+        ("BYEBYE", uapi::KDBUS_CMD_BYEBYE, CmdBuf::cmd(0)),
+        ("FREE", uapi::KDBUS_CMD_FREE, CmdBuf::free(0)),
+        ("CONN_INFO", uapi::KDBUS_CMD_CONN_INFO, {
+            let mut c = CmdBuf::new(kdbus::CMD_INFO_SIZE);
+            c.set_u64(24, 1);
+            c
+        }),
+        (
+            "BUS_CREATOR_INFO",
+            uapi::KDBUS_CMD_BUS_CREATOR_INFO,
+            CmdBuf::new(kdbus::CMD_INFO_SIZE),
+        ),
+        (
+            "LIST",
+            uapi::KDBUS_CMD_LIST,
+            CmdBuf::new(kdbus::CMD_LIST_SIZE),
+        ),
+        (
+            "RECV",
+            uapi::KDBUS_CMD_RECV,
+            CmdBuf::new(kdbus::CMD_RECV_SIZE),
+        ),
+        ("NAME_RELEASE", uapi::KDBUS_CMD_NAME_RELEASE, {
+            let mut c = CmdBuf::cmd(0);
+            c.push_str(item::NAME, "org.example.Kdbus");
+            c
+        }),
+        (
+            "MATCH_REMOVE",
+            uapi::KDBUS_CMD_MATCH_REMOVE,
+            CmdBuf::new(kdbus::CMD_MATCH_SIZE),
+        ),
+    ]
+}
