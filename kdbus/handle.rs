@@ -15,7 +15,7 @@ use crate::limits::CMD_MAX_SIZE;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, Mutex, SpinLock};
 use kernel::uaccess::UserSlice;
 
 /// What an open file has become (abi.md 11).
@@ -37,9 +37,13 @@ pub(crate) struct Handle {
     node: Node,
     /// The file this handle belongs to (its opener's credentials decide).
     file: *mut bindings::file,
-    /// Serialises setup ioctls; never changes once typed.
+    /// Serialises setup ioctls, which copy from user memory while holding
+    /// it; never taken by `mmap` (which runs under the mm's mmap_lock).
     #[pin]
-    state: Mutex<State>,
+    setup: Mutex<()>,
+    /// The state; never changes once typed. Held only to read or set it.
+    #[pin]
+    state: SpinLock<State>,
 }
 
 // SAFETY: `file` outlives the handle (the handle is freed at release) and is
@@ -124,7 +128,8 @@ impl Handle {
         pin_init!(Handle {
             node,
             file,
-            state <- kernel::new_mutex!(State::Unset, "kdbus_handle"),
+            setup <- kernel::new_mutex!((), "kdbus_handle_setup"),
+            state <- kernel::new_spinlock!(State::Unset, "kdbus_handle_state"),
         })
     }
 
@@ -166,17 +171,29 @@ impl Handle {
 
     /// ENDPOINT_MAKE: typed-state checks only, until custom endpoints exist.
     fn setup_only<F: FnOnce(&Arc<Endpoint>) -> Result>(&self, f: F) -> Result {
-        let state = self.state.lock();
-        match (&*state, &self.node) {
-            (State::Unset, Node::Endpoint(ep)) if ep.is_default => f(ep),
+        let _setup = self.setup.lock();
+        let unset = matches!(*self.state.lock(), State::Unset);
+        match (unset, &self.node) {
+            (true, Node::Endpoint(ep)) if ep.is_default => f(ep),
             _ => Err(EBADFD),
         }
     }
 
+    /// Whether the handle is still unset (call with `setup` held).
+    fn is_unset(&self) -> bool {
+        matches!(*self.state.lock(), State::Unset)
+    }
+
+    /// Types the handle (call with `setup` held, once).
+    fn set_state(&self, new: State) {
+        let old = core::mem::replace(&mut *self.state.lock(), new);
+        drop(old);
+    }
+
     fn bus_make(&self, arg: &UserArg) -> Result {
-        let mut state = self.state.lock();
-        let domain = match (&*state, &self.node) {
-            (State::Unset, Node::Control(d)) => d.clone(),
+        let _setup = self.setup.lock();
+        let domain = match (self.is_unset(), &self.node) {
+            (true, Node::Control(d)) => d.clone(),
             _ => return Err(EBADFD),
         };
         if !domain.is_active() {
@@ -184,15 +201,15 @@ impl Handle {
         }
         run(arg, &cmd::BUS_MAKE, |c| {
             let bus = Bus::make(&domain, c)?;
-            *state = State::BusOwner(bus);
+            self.set_state(State::BusOwner(bus));
             Ok(0)
         })
     }
 
     fn hello(&self, arg: &UserArg) -> Result {
-        let mut state = self.state.lock();
-        let ep = match (&*state, &self.node) {
-            (State::Unset, Node::Endpoint(ep)) => ep.clone(),
+        let _setup = self.setup.lock();
+        let ep = match (self.is_unset(), &self.node) {
+            (true, Node::Endpoint(ep)) => ep.clone(),
             _ => return Err(EBADFD),
         };
         if !ep.is_active() {
@@ -240,7 +257,7 @@ impl Handle {
             reply.conn.disconnect();
             return Err(e);
         }
-        *state = State::Connected(reply.conn);
+        self.set_state(State::Connected(reply.conn));
         Ok(())
     }
 
@@ -307,6 +324,7 @@ impl Handle {
     /// `close()` of the file (abi.md 11): tears down what the handle made.
     pub(crate) fn release(&self) {
         let state = core::mem::replace(&mut *self.state.lock(), State::Unset);
+        // Torn down outside the spinlock: teardown sleeps.
         match state {
             State::Unset => {}
             State::BusOwner(bus) => bus.deactivate(),

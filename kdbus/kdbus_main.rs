@@ -13,14 +13,16 @@
 //!
 //! Outer to inner; a lock may be taken while holding only locks above it:
 //!
-//! 1. `Handle::state` (setup ioctls are serialised per handle)
+//! 1. `Handle::setup` (mutex; serialises setup ioctls, which copy from user
+//!    memory under it, so the mm's `mmap_lock` nests inside it)
 //! 2. parent inode lock (VFS, taken inside node creation/removal)
 //! 3. `Domain::inner`, `Bus::inner`, `Endpoint::inner`, `Connection::inner`,
-//!    `Pool::alloc`: leaf locks, never nested in one another. Teardown takes
-//!    what it needs out of an object under its lock, releases the lock, then
-//!    tears down the children.
-//!
-//! All are mutexes: nothing here runs in atomic context.
+//!    `Pool::alloc`: leaf mutexes, never nested in one another. Teardown
+//!    takes what it needs out of an object under its lock, releases the
+//!    lock, then tears down the children.
+//! 4. `Handle::state` (spinlock): innermost; held only to read or set the
+//!    handle's state, never across a call that sleeps. `mmap` and `poll`
+//!    take it under `mmap_lock`/the poll machinery, never `Handle::setup`.
 
 use kernel::prelude::*;
 
