@@ -170,9 +170,9 @@ fn drain(fd: &OwnedFd, out: &mut Vec<u8>) -> bool {
     }
 }
 
-/// Forks, runs `test` in the child and collects its outcome.
-fn run_forked(test: &Test, opts: &Options, fstype: &str, number: usize) -> Outcome {
-    let runner_pid = std::process::id();
+/// Forks, runs `body` in the child and collects its outcome (or the
+/// child's death or timeout).
+fn run_forked(body: impl FnOnce() -> Outcome, timeout: Duration) -> Outcome {
     let (rd, wr) = match pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
         Ok(p) => p,
         Err(e) => return Outcome::Fail(format!("runner: pipe2 failed: {e}")),
@@ -188,7 +188,10 @@ fn run_forked(test: &Test, opts: &Options, fstype: &str, number: usize) -> Outco
             let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
             // The write end must block so the message is never cut short.
             let _ = nix::fcntl::fcntl(&wr, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()));
-            let outcome = child_run(test, opts, fstype, runner_pid, number);
+            // A panic must never unwind past the fork into the runner's code.
+            let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|p| {
+                Outcome::Fail(format!("test panicked: {}", panic_message(&*p)))
+            });
             let _ = std::io::stdout().flush();
             write_all(&wr, &outcome.encode());
             // SAFETY: _exit ends the child without running the parent's
@@ -197,7 +200,7 @@ fn run_forked(test: &Test, opts: &Options, fstype: &str, number: usize) -> Outco
         }
         Ok(ForkResult::Parent { child }) => {
             drop(wr);
-            wait_child(child, rd, opts.timeout)
+            wait_child(child, rd, timeout)
         }
     }
 }
@@ -309,7 +312,9 @@ fn main() {
     for (i, t) in selected.iter().enumerate() {
         let n = i + 1;
         let start = Instant::now();
-        match run_forked(t, &opts, &fstype, n) {
+        let runner_pid = std::process::id();
+        let body = || child_run(t, &opts, &fstype, runner_pid, n);
+        match run_forked(body, opts.timeout) {
             Outcome::Pass => {
                 passed += 1;
                 println!("ok {n} {}", t.0);
@@ -404,8 +409,48 @@ mod unit {
         };
         let t: Test = ("x", pass);
         // Without a kdbus mount the setup fails, and so does the test.
-        match run_forked(&t, &o, "kdbusfs", 1) {
+        match run_forked(|| child_run(&t, &o, "kdbusfs", 1, 1), o.timeout) {
             Outcome::Fail(m) => assert!(m.contains("setup:"), "{m}"),
+            other => panic!("expected failure, got {other:?}"),
+        }
+        let t5 = Duration::from_secs(5);
+        assert_eq!(run_forked(|| Outcome::Pass, t5), Outcome::Pass);
+        assert_eq!(
+            run_forked(|| Outcome::Skip("why".into()), t5),
+            Outcome::Skip("why".into())
+        );
+        // A long message survives the pipe.
+        let long = "x".repeat(200_000);
+        assert_eq!(
+            run_forked(|| Outcome::Fail(long.clone()), t5),
+            Outcome::Fail(long.clone())
+        );
+        // A crash fails the test with the signal.
+        match run_forked(|| std::process::abort(), t5) {
+            Outcome::Fail(m) => assert!(m.contains("SIGABRT"), "{m}"),
+            other => panic!("expected failure, got {other:?}"),
+        }
+        match run_forked(|| panic!("boom"), t5) {
+            Outcome::Fail(m) => assert!(m.contains("panicked: boom"), "{m}"),
+            other => panic!("expected failure, got {other:?}"),
+        }
+        // A hang is killed at the timeout.
+        let start = Instant::now();
+        match run_forked(
+            || {
+                std::thread::sleep(Duration::from_secs(60));
+                Outcome::Pass
+            },
+            Duration::from_secs(1),
+        ) {
+            Outcome::Fail(m) => assert!(m.contains("timed out"), "{m}"),
+            other => panic!("expected timeout, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+        // Exiting without a report is a failure too.
+        // SAFETY: _exit in the forked child only.
+        match run_forked(|| unsafe { libc::_exit(3) }, t5) {
+            Outcome::Fail(m) => assert!(m.contains("without reporting"), "{m}"),
             other => panic!("expected failure, got {other:?}"),
         }
     }
