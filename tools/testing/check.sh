@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Every test of the project: host tests first (ABI, property tests, unit
+# tests, lints, the VM log scanner), then the kselftest suite and the module
+# lifecycle in the debug VM (KASAN, lockdep, kmemleak; any kernel report
+# fails the run), then a kdbus=0 boot. Ends with `N passed, N failed, N skipped`
+# and exits non-zero if anything failed.
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$KDBUS_ROOT"
+out="$KDBUS_ROOT/build/check"
+rm -rf "$out" && mkdir -p "$out"
+passed=0 failed=0 skipped=0
+start=$(date +%s)
+
+note() { echo "== $* ($(( $(date +%s) - start )) s)"; }
+step() {  # step NAME COMMAND...: one pass/fail unit, output kept in a log
+  local name=$1; shift
+  if "$@" >"$out/$name.log" 2>&1; then
+    echo "ok - $name"; passed=$((passed + 1))
+  else
+    echo "not ok - $name (log: $out/$name.log)"; tail -n 30 "$out/$name.log" | sed 's/^/#   /'
+    failed=$((failed + 1))
+  fi
+}
+count_tap() {  # add the ok / not ok / SKIP lines of a log
+  local log=$1 p f s
+  p=$(grep -aE '^ok ' "$log" | grep -avc '# SKIP')
+  s=$(grep -aE '^ok .*# SKIP' "$log" | wc -l)
+  f=$(grep -acE '^not ok ' "$log")
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  grep -aE '^not ok ' "$log" | sed 's/^/#   /'
+}
+
+note "host setup"
+bash tools/testing/setup-host.sh || { echo "setup failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+
+note "host tests (cargo test --workspace)"
+if cargo test --workspace >"$out/cargo-test.log" 2>&1; then :; else
+  echo "not ok - cargo-test (log: $out/cargo-test.log)"; failed=$((failed + 1)); fi
+read -r p f i < <(awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {print p+0, f+0, i+0}' "$out/cargo-test.log")
+echo "# cargo test: $p passed, $f failed, $i ignored"
+passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + i))
+step cargo-clippy cargo clippy --workspace --all-targets -- -D warnings
+step cargo-fmt cargo fmt --all --check
+step module-rustfmt rustfmt --check --edition 2021 --config-path kdbus/.rustfmt.toml kdbus/kdbus_main.rs
+step vm-check-log-selftest bash tools/testing/vm/test-check-log.sh
+
+note "debug kernel, module (CLIPPY=1, no warnings), static test binaries"
+step kernel-debug bash tools/testing/build-kernel.sh debug
+step module-debug env KDBUS_CLIPPY=1 bash tools/testing/build-module.sh debug
+step userspace-static bash tools/testing/build-userspace.sh -p kdbus-test -p kdbus-demo
+bin=target/x86_64-unknown-linux-gnu/release
+
+if [ -f build/debug/kdbus.ko ] && [ -x "$bin/kdbus-test" ]; then
+  note "VM suite on the debug kernel (kdbus=1)"
+  bash tools/testing/vm/mkinitramfs.sh "$out/suite.cpio.gz" --module build/debug/kdbus.ko \
+    --bin "$bin/kdbus-test" --bin "$bin/kdbus-demo" --run tools/testing/vm/suite.sh >/dev/null
+  bash tools/testing/vm/run-vm.sh --flavour debug --initrd "$out/suite.cpio.gz" \
+    --cmdline "kdbus=1" --timeout "${KDBUS_SUITE_TIMEOUT:-1500}" --log "$out/vm-suite.log" \
+    >/dev/null 2>&1
+  rc=$?
+  grep -aE '^(ok|not ok) |^# ' "$out/vm-suite.log" | grep -av '^# SKIP' | head -400
+  count_tap "$out/vm-suite.log"
+  if [ $rc = 0 ]; then echo "ok - vm-suite-clean-kernel-log"; passed=$((passed + 1))
+  else
+    echo "not ok - vm-suite-clean-kernel-log (run-vm status $rc, log: $out/vm-suite.log)"
+    bash tools/testing/vm/check-log.sh "$out/vm-suite.log" | head -20 | sed 's/^/#   /'
+    failed=$((failed + 1))
+  fi
+
+  note "VM boot with kdbus=0"
+  bash tools/testing/vm/mkinitramfs.sh "$out/nokdbus.cpio.gz" --module build/debug/kdbus.ko \
+    --run tools/testing/vm/nokdbus.sh >/dev/null
+  bash tools/testing/vm/run-vm.sh --flavour debug --initrd "$out/nokdbus.cpio.gz" \
+    --cmdline "kdbus=0 kdbus.kmemleak=0" --timeout 300 --log "$out/vm-nokdbus.log" >/dev/null 2>&1
+  rc=$?
+  count_tap "$out/vm-nokdbus.log"
+  if [ $rc = 0 ]; then echo "ok - vm-nokdbus-boot"; passed=$((passed + 1))
+  else echo "not ok - vm-nokdbus-boot (status $rc, log: $out/vm-nokdbus.log)"; failed=$((failed + 1)); fi
+else
+  echo "not ok - vm-suite (nothing to boot: module or test binary missing)"; failed=$((failed + 1))
+fi
+
+note "done"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
