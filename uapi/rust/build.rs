@@ -9,12 +9,19 @@ fn main() {
     let header = uapi.join("linux/kdbus.h");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("kdbus_uapi.rs");
     println!("cargo:rerun-if-changed={}", header.display());
-    println!("cargo:rerun-if-changed={}", uapi.join("bindgen.flags").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        uapi.join("bindgen.flags").display()
+    );
     let flags = std::fs::read_to_string(uapi.join("bindgen.flags")).expect("bindgen.flags");
     let bindgen = env::var("BINDGEN").unwrap_or_else(|_| "bindgen".into());
     let status = Command::new(&bindgen)
         .arg(&header)
-        .args(flags.lines().filter(|l| !l.is_empty() && !l.starts_with('#')))
+        .args(
+            flags
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#')),
+        )
         .arg("--ctypes-prefix")
         .arg("::core::ffi")
         .arg("-o")

@@ -5,6 +5,9 @@
 //! property-tested on the host. They use no kernel API: only `core`, the
 //! bindgen-generated ABI (`crate::uapi`) and `crate::errno`.
 #![no_std]
+// The shared files also build with the kernel's rustc 1.85, which lacks
+// `is_multiple_of`.
+#![allow(clippy::manual_is_multiple_of)]
 
 /// The bindgen-generated ABI, as the pure modules expect it.
 pub mod uapi {

@@ -33,7 +33,7 @@ fn push_item(buf: &mut Vec<u8>, ty: u64, payload: &[u8], size_override: Option<u
     buf.extend_from_slice(&size.to_ne_bytes());
     buf.extend_from_slice(&ty.to_ne_bytes());
     buf.extend_from_slice(payload);
-    while buf.len() % 8 != 0 {
+    while !buf.len().is_multiple_of(8) {
         buf.push(0);
     }
 }
@@ -97,7 +97,8 @@ fn well_known_model(name: &str, wildcard: bool) -> bool {
         }
         !p.is_empty()
             && !p.as_bytes()[0].is_ascii_digit()
-            && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
     })
 }
 
@@ -139,7 +140,7 @@ proptest! {
             buf.extend_from_slice(&s.to_ne_bytes());
             buf.extend_from_slice(&w.to_ne_bytes());
         }
-        buf.extend(std::iter::repeat(0).take(tail));
+        buf.extend(std::iter::repeat_n(0, tail));
         let size = buf.len();
         let mut it = Items::new(&buf, 0);
         let mut ok = true;
@@ -268,7 +269,14 @@ fn duplicate_and_foreign_items() {
     let b = (KDBUS_ITEM_BLOOM_PARAMETER, bloom(64, 1));
     let mut buf = cmd_with(0, &[name.clone(), b.clone(), name.clone()]);
     assert_eq!(cmd::parse(&mut buf, &cmd::BUS_MAKE).unwrap_err(), EINVAL);
-    let mut buf = cmd_with(0, &[name.clone(), b.clone(), (KDBUS_ITEM_ATTACH_FLAGS_RECV, vec![0; 8])]);
+    let mut buf = cmd_with(
+        0,
+        &[
+            name.clone(),
+            b.clone(),
+            (KDBUS_ITEM_ATTACH_FLAGS_RECV, vec![0; 8]),
+        ],
+    );
     assert_eq!(cmd::parse(&mut buf, &cmd::BUS_MAKE).unwrap_err(), EINVAL);
     let mut buf = cmd_with(0, &[name, b]);
     assert!(cmd::parse(&mut buf, &cmd::BUS_MAKE).is_ok());
@@ -278,7 +286,12 @@ fn duplicate_and_foreign_items() {
 fn string_with_counted_padding_is_invalid() {
     let mut buf = vec![0u8; 24];
     // "0-x\0" is 4 bytes; claim 8 (padding counted).
-    push_item(&mut buf, KDBUS_ITEM_MAKE_NAME as u64, b"0-x\0\0\0\0\0", Some(24));
+    push_item(
+        &mut buf,
+        KDBUS_ITEM_MAKE_NAME as u64,
+        b"0-x\0\0\0\0\0",
+        Some(24),
+    );
     let size = buf.len() as u64;
     buf[0..8].copy_from_slice(&size.to_ne_bytes());
     assert_eq!(cmd::parse(&mut buf, &cmd::BUS_MAKE).unwrap_err(), EINVAL);

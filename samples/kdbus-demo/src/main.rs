@@ -12,13 +12,28 @@ const POOL_SIZE: u64 = 16 * 1024 * 1024;
 fn uuid(b: &[u8; 16]) -> String {
     let hex: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
     let h = hex.concat();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn show_peer(label: &str, c: &Connection) -> Result<(), String> {
     let r = c.hello_reply();
-    println!("{label}: HELLO ok, unique name :1.{} (id {})", c.id(), c.id());
-    println!("{label}:   bus uuid {}, bus flags {:#x}", uuid(&c.id128()), c.bus_flags());
+    println!(
+        "{label}: HELLO ok, unique name :1.{} (id {})",
+        c.id(),
+        c.id()
+    );
+    println!(
+        "{label}:   bus uuid {}, bus flags {:#x}",
+        uuid(&c.id128()),
+        c.bus_flags()
+    );
     let items = c
         .pool_items(r.offset, r.items_size)
         .ok_or("HELLO slice outside the pool mapping")?;
@@ -53,8 +68,14 @@ fn run(mount: &str) -> Result<(), String> {
     println!("bus created: {}", bus.endpoint().display());
     let a = Connection::hello(bus.endpoint(), 0, 0, 0, POOL_SIZE)
         .map_err(|e| format!("HELLO (peer A): {e}"))?;
-    let b = Connection::hello(bus.endpoint(), uapi::KDBUS_HELLO_ACCEPT_FD as u64, 0, 0, POOL_SIZE)
-        .map_err(|e| format!("HELLO (peer B): {e}"))?;
+    let b = Connection::hello(
+        bus.endpoint(),
+        uapi::KDBUS_HELLO_ACCEPT_FD as u64,
+        0,
+        0,
+        POOL_SIZE,
+    )
+    .map_err(|e| format!("HELLO (peer B): {e}"))?;
     show_peer("peer A", &a)?;
     show_peer("peer B", &b)?;
     if a.id128() != b.id128() || b.id() <= a.id() {
@@ -66,14 +87,19 @@ fn run(mount: &str) -> Result<(), String> {
     let dir = bus.dir();
     drop(bus);
     if dir.exists() {
-        return Err(format!("{} still exists after closing the bus owner", dir.display()));
+        return Err(format!(
+            "{} still exists after closing the bus owner",
+            dir.display()
+        ));
     }
     println!("bus owner closed: {} is gone", dir.display());
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let mount = std::env::args().nth(1).unwrap_or_else(|| "/sys/fs/kdbus".into());
+    let mount = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "/sys/fs/kdbus".into());
     match run(&mount) {
         Ok(()) => {
             println!("kdbus-demo: OK");

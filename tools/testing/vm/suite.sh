@@ -8,15 +8,14 @@ kdbus-test || status=1
 
 n=0
 t() {  # t NAME COMMAND...: one lifecycle check
+  name=$1; shift
   n=$((n + 1))
   if "$@" >/tmp/t.out 2>&1; then
-    echo "ok lifecycle-$n $1"
+    echo "ok lifecycle-$n $name"
   else
-    echo "not ok lifecycle-$n $1"; sed 's/^/# /' /tmp/t.out; status=1
+    echo "not ok lifecycle-$n $name"; sed 's/^/# /' /tmp/t.out; status=1
   fi
 }
-shift_run() { shift; "$@"; }
-mounted() { grep -q " /sys/fs/kdbus kdbusfs " /proc/mounts; }
 
 t unload-refused-while-mounted sh -c '! rmmod kdbus'
 t unload-refused-while-file-open sh -c '

@@ -2,6 +2,9 @@
 //! every struct size and field offset, every ioctl number and every constant.
 //! If the header drifts from the historic ABI, this fails.
 
+// Casts keep the table uniform across enum types whose C width varies.
+#![allow(clippy::unnecessary_cast)]
+
 use core::mem::{align_of, offset_of, size_of};
 use kdbus_uapi::*;
 
@@ -91,10 +94,22 @@ fn global_constants() {
 #[test]
 fn item_types() {
     let user: &[u32] = &[
-        _KDBUS_ITEM_NULL, KDBUS_ITEM_NEGOTIATE, KDBUS_ITEM_PAYLOAD_VEC, KDBUS_ITEM_PAYLOAD_OFF,
-        KDBUS_ITEM_PAYLOAD_MEMFD, KDBUS_ITEM_FDS, KDBUS_ITEM_CANCEL_FD, KDBUS_ITEM_BLOOM_PARAMETER,
-        KDBUS_ITEM_BLOOM_FILTER, KDBUS_ITEM_BLOOM_MASK, KDBUS_ITEM_DST_NAME, KDBUS_ITEM_MAKE_NAME,
-        KDBUS_ITEM_ATTACH_FLAGS_SEND, KDBUS_ITEM_ATTACH_FLAGS_RECV, KDBUS_ITEM_ID, KDBUS_ITEM_NAME,
+        _KDBUS_ITEM_NULL,
+        KDBUS_ITEM_NEGOTIATE,
+        KDBUS_ITEM_PAYLOAD_VEC,
+        KDBUS_ITEM_PAYLOAD_OFF,
+        KDBUS_ITEM_PAYLOAD_MEMFD,
+        KDBUS_ITEM_FDS,
+        KDBUS_ITEM_CANCEL_FD,
+        KDBUS_ITEM_BLOOM_PARAMETER,
+        KDBUS_ITEM_BLOOM_FILTER,
+        KDBUS_ITEM_BLOOM_MASK,
+        KDBUS_ITEM_DST_NAME,
+        KDBUS_ITEM_MAKE_NAME,
+        KDBUS_ITEM_ATTACH_FLAGS_SEND,
+        KDBUS_ITEM_ATTACH_FLAGS_RECV,
+        KDBUS_ITEM_ID,
+        KDBUS_ITEM_NAME,
         KDBUS_ITEM_DST_ID,
     ];
     for (i, &t) in user.iter().enumerate() {
@@ -102,26 +117,55 @@ fn item_types() {
     }
     assert_eq!(_KDBUS_ITEM_USER_BASE, 1);
     let attach: &[u32] = &[
-        KDBUS_ITEM_TIMESTAMP, KDBUS_ITEM_CREDS, KDBUS_ITEM_PIDS, KDBUS_ITEM_AUXGROUPS,
-        KDBUS_ITEM_OWNED_NAME, KDBUS_ITEM_TID_COMM, KDBUS_ITEM_PID_COMM, KDBUS_ITEM_EXE,
-        KDBUS_ITEM_CMDLINE, KDBUS_ITEM_CGROUP, KDBUS_ITEM_CAPS, KDBUS_ITEM_SECLABEL,
-        KDBUS_ITEM_AUDIT, KDBUS_ITEM_CONN_DESCRIPTION,
+        KDBUS_ITEM_TIMESTAMP,
+        KDBUS_ITEM_CREDS,
+        KDBUS_ITEM_PIDS,
+        KDBUS_ITEM_AUXGROUPS,
+        KDBUS_ITEM_OWNED_NAME,
+        KDBUS_ITEM_TID_COMM,
+        KDBUS_ITEM_PID_COMM,
+        KDBUS_ITEM_EXE,
+        KDBUS_ITEM_CMDLINE,
+        KDBUS_ITEM_CGROUP,
+        KDBUS_ITEM_CAPS,
+        KDBUS_ITEM_SECLABEL,
+        KDBUS_ITEM_AUDIT,
+        KDBUS_ITEM_CONN_DESCRIPTION,
     ];
     for (i, &t) in attach.iter().enumerate() {
         assert_eq!(t as usize, 0x1000 + i);
         // Metadata item n mirrors attach bit n.
-        assert_eq!(1u64 << i, [
-            KDBUS_ATTACH_TIMESTAMP, KDBUS_ATTACH_CREDS, KDBUS_ATTACH_PIDS, KDBUS_ATTACH_AUXGROUPS,
-            KDBUS_ATTACH_NAMES, KDBUS_ATTACH_TID_COMM, KDBUS_ATTACH_PID_COMM, KDBUS_ATTACH_EXE,
-            KDBUS_ATTACH_CMDLINE, KDBUS_ATTACH_CGROUP, KDBUS_ATTACH_CAPS, KDBUS_ATTACH_SECLABEL,
-            KDBUS_ATTACH_AUDIT, KDBUS_ATTACH_CONN_DESCRIPTION][i] as u64);
+        assert_eq!(
+            1u64 << i,
+            [
+                KDBUS_ATTACH_TIMESTAMP,
+                KDBUS_ATTACH_CREDS,
+                KDBUS_ATTACH_PIDS,
+                KDBUS_ATTACH_AUXGROUPS,
+                KDBUS_ATTACH_NAMES,
+                KDBUS_ATTACH_TID_COMM,
+                KDBUS_ATTACH_PID_COMM,
+                KDBUS_ATTACH_EXE,
+                KDBUS_ATTACH_CMDLINE,
+                KDBUS_ATTACH_CGROUP,
+                KDBUS_ATTACH_CAPS,
+                KDBUS_ATTACH_SECLABEL,
+                KDBUS_ATTACH_AUDIT,
+                KDBUS_ATTACH_CONN_DESCRIPTION
+            ][i] as u64
+        );
     }
     assert_eq!(_KDBUS_ITEM_ATTACH_BASE, 0x1000);
     assert_eq!(_KDBUS_ITEM_POLICY_BASE, 0x2000);
     assert_eq!(KDBUS_ITEM_POLICY_ACCESS, 0x2000);
     let kernel: &[u32] = &[
-        KDBUS_ITEM_NAME_ADD, KDBUS_ITEM_NAME_REMOVE, KDBUS_ITEM_NAME_CHANGE, KDBUS_ITEM_ID_ADD,
-        KDBUS_ITEM_ID_REMOVE, KDBUS_ITEM_REPLY_TIMEOUT, KDBUS_ITEM_REPLY_DEAD,
+        KDBUS_ITEM_NAME_ADD,
+        KDBUS_ITEM_NAME_REMOVE,
+        KDBUS_ITEM_NAME_CHANGE,
+        KDBUS_ITEM_ID_ADD,
+        KDBUS_ITEM_ID_REMOVE,
+        KDBUS_ITEM_REPLY_TIMEOUT,
+        KDBUS_ITEM_REPLY_DEAD,
     ];
     for (i, &t) in kernel.iter().enumerate() {
         assert_eq!(t as usize, 0x8000 + i);
