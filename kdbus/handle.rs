@@ -96,14 +96,14 @@ impl UserArg {
     }
 }
 
-/// Runs one command: copy, generic parsing, negotiation, then `f`, whose
-/// result is the `return_flags` to write back.
-fn run<F>(arg: &UserArg, spec: &'static CmdSpec, f: F) -> Result
-where
-    F: FnOnce(&Cmd<'_>) -> Result<u64>,
-{
-    let mut buf = arg.copy_in(spec.fixed)?;
-    let c = match cmd::parse(&mut buf, spec) {
+/// Generic parsing of a copied command (abi.md 8 steps 4-8) and negotiation
+/// (9). `Ok(None)`: the command only negotiated and has been answered.
+fn parse_in<'a>(
+    arg: &UserArg,
+    buf: &'a mut [u8],
+    spec: &'static CmdSpec,
+) -> Result<Option<Cmd<'a>>> {
+    let c = match cmd::parse(buf, spec) {
         Ok(c) => c,
         Err(e) => {
             let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
@@ -114,8 +114,22 @@ where
         arg.write(start, c.buf.get(start..end).ok_or(EFAULT)?)?;
     }
     if c.negotiate {
-        return arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS));
+        arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS))?;
+        return Ok(None);
     }
+    Ok(Some(c))
+}
+
+/// Runs one command: copy, generic parsing, negotiation, then `f`, whose
+/// result is the `return_flags` to write back.
+fn run<F>(arg: &UserArg, spec: &'static CmdSpec, f: F) -> Result
+where
+    F: FnOnce(&Cmd<'_>) -> Result<u64>,
+{
+    let mut buf = arg.copy_in(spec.fixed)?;
+    let Some(c) = parse_in(arg, &mut buf, spec)? else {
+        return Ok(());
+    };
     let r = f(&c);
     let rf = *r.as_ref().unwrap_or(&0);
     arg.write_u64(OFF_RETURN_FLAGS, rf)?;
@@ -216,19 +230,9 @@ impl Handle {
             return Err(ESHUTDOWN);
         }
         let mut buf = arg.copy_in(cmd::HELLO.fixed)?;
-        let c = match cmd::parse(&mut buf, &cmd::HELLO) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
-                return Err(e);
-            }
+        let Some(c) = parse_in(arg, &mut buf, &cmd::HELLO)? else {
+            return Ok(());
         };
-        if let Some((start, end)) = c.negotiate_range {
-            arg.write(start, c.buf.get(start..end).ok_or(EFAULT)?)?;
-        }
-        if c.negotiate {
-            return arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS));
-        }
         // SAFETY: `self.file` is the live file of this handle.
         let reply = match unsafe { Connection::hello(&ep, self.file, &c) } {
             Ok(r) => r,
