@@ -13,13 +13,14 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/kdbus-test-vm.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 
-# case NAME WANT_RC RUN_SCRIPT_TEXT CMDLINE TIMEOUT [GREP_IN_LOG]...
-# WANT_RC: a number, or "nonzero".
+# vmcase NAME WANT_RC RUN_SCRIPT_TEXT CMDLINE TIMEOUT [GREP_IN_LOG]...
+# WANT_RC: a number, or "nonzero". The initramfs gets --module $module if set.
+module=''
 vmcase() {
   local name=$1 want=$2 script=$3 cmdline=$4 tmo=$5; shift 5
   local rc=0 start elapsed ok=1 g
   printf '%s\n' "$script" > "$tmp/run.sh"
-  "$here/mkinitramfs.sh" "$tmp/initrd.gz" --run "$tmp/run.sh" 2>/dev/null
+  "$here/mkinitramfs.sh" "$tmp/initrd.gz" --run "$tmp/run.sh" ${module:+--module "$module"} 2>/dev/null
   start=$(date +%s)
   "$here/run-vm.sh" --flavour "$flavour" --initrd "$tmp/initrd.gz" \
     --cmdline "$cmdline" --timeout "$tmo" --log "$tmp/log" >/dev/null 2>"$tmp/err" || rc=$?
@@ -58,6 +59,34 @@ vmcase "host timeout ends a hang" nonzero 'echo hanging; sleep 100000' \
 vmcase "dirty kernel log fails a passing run" 1 \
   'echo "WARNING: injected by test-vm.sh" > /dev/kmsg; exit 0' "kdbus.kmemleak=0" 300 \
   'KDBUS-VM-RESULT: 0'
+
+# PID 1 exiting panics the kernel: no marker, QEMU ends at once (panic=-1).
+vmcase "kernel panic: no marker" 125 $'#!/bin/busybox sh\nexit 0' "rdinit=/run.sh" 120 \
+  'Kernel panic'
+
+# A file that is not a module: insmod must fail and say so.
+echo 'not a module' > "$tmp/bad.ko"; module=$tmp/bad.ko
+vmcase "kdbus=1, insmod fails" 91 'echo should-not-run' "kdbus=1 kdbus.kmemleak=0" 300 \
+  'insmod /lib/modules/kdbus.ko failed' 'KDBUS-VM-RESULT: 91'
+
+# The module path with a stand-in kdbus.ko (fake-kdbus/: kdbusfs and
+# /sys/fs/kdbus, nothing else), built here for this kernel. Kmemleak stays on:
+# loading a module must not make the report dirty.
+. "$here/../env.sh"
+mkdir -p "$tmp/fake" && cp "$here/fake-kdbus/kdbus.c" "$here/fake-kdbus/Kbuild" "$tmp/fake/"
+if make -s -C "$(kernel_dir "$flavour")" M="$tmp/fake" "${KMAKE_ARGS[@]}" modules >"$tmp/fake/build.log" 2>&1; then
+  module=$tmp/fake/kdbus.ko
+  vmcase "kdbus=1 with stand-in module: loaded, mounted" 0 \
+    'grep -q "^kdbus " /proc/modules || exit 10
+     grep -q " /sys/fs/kdbus kdbusfs " /proc/mounts || exit 11
+     [ "$KDBUS_LOADED" = 1 ] || exit 12
+     echo loaded-ok' \
+    "kdbus=1" 300 'kdbusfs mounted on /sys/fs/kdbus' loaded-ok 'KDBUS-VM-RESULT: 0'
+else
+  echo "FAIL building the stand-in module:"; sed 's/^/  /' "$tmp/fake/build.log"
+  failed=$((failed + 1))
+fi
+module=''
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
