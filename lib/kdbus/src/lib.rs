@@ -10,6 +10,15 @@
 //!   dropping a [`Bus`] closes the owner handle, which tears the bus down.
 //! * [`Connection::hello`] connects to an endpoint and maps the receive pool
 //!   read-only; [`Mmap`] is the mapping type, usable on any descriptor.
+//! * [`MsgBuilder`] builds a `kdbus_msg` (header fields, vectors, memfds,
+//!   FDs, names, bloom filters, raw items) and predicts its delivered
+//!   [`Layout`]; [`Connection::send`] / [`Connection::send_sync`] /
+//!   [`Connection::recv`] move messages and [`Message`] parses a delivered
+//!   one in the pool. [`Connection::conn_info`],
+//!   [`Connection::bus_creator_info`], [`Connection::list`] (results parsed
+//!   as [`InfoRecord`]s) and [`Connection::update`] wrap the other
+//!   connection commands; every command also has a raw form taking a
+//!   [`CmdBuf`]. [`consts`] has the ABI flags and item types as `u64`.
 //!
 //! Every fallible call returns the kernel's [`Errno`]. Raw descriptors stay
 //! reachable through `AsFd`/`AsRawFd` for tests that issue ioctls directly.
@@ -18,9 +27,12 @@
 #![warn(missing_docs)]
 
 mod bus;
+mod cmds;
 mod conn;
+pub mod consts;
 mod item;
 mod mmap;
+pub mod msg;
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd};
@@ -31,6 +43,10 @@ pub use nix::poll::{PollFlags, PollTimeout};
 pub use nix::sys::mman::{MapFlags, ProtFlags};
 
 pub use bus::{bus_dir, bus_path, make_bus, Bus, BusMaker, Control};
+pub use cmds::{
+    info_off, list_off, monotonic_ns, realtime_ns, recv_off, send_off, MsgInfo, PoolResult,
+    Received, RecvReply, SendReply,
+};
 pub use conn::{open_endpoint, Connection, HelloReply};
 pub use item::{
     align8, checked_align8, item_size_field, item_space, CmdBuf, Item, ItemError, ItemIter,
@@ -38,6 +54,10 @@ pub use item::{
     CMD_SEND_SIZE, CMD_SIZE, ITEM_HEADER_SIZE, OFF_FLAGS, OFF_RETURN_FLAGS,
 };
 pub use mmap::Mmap;
+pub use msg::{
+    InfoRecord, Layout, MemfdItem, Message, MsgBuilder, OwnedItem, ParseError, Payload,
+    PayloadPart, Timestamp, MSG_HEADER_SIZE, PAYLOAD_OFF_NULL, TIMESTAMP_ITEM_SIZE,
+};
 
 /// `KDBUS_FLAG_NEGOTIATE` as a `u64` (bindgen renders `1ULL << 63` as `i64`).
 pub const FLAG_NEGOTIATE: u64 = uapi::KDBUS_FLAG_NEGOTIATE as u64;
