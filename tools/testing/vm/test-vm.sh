@@ -82,6 +82,14 @@ if make -s -C "$(kernel_dir "$flavour")" M="$tmp/fake" "${KMAKE_ARGS[@]}" module
      [ "$KDBUS_LOADED" = 1 ] || exit 12
      echo loaded-ok' \
     "kdbus=1" 300 'kdbusfs mounted on /sys/fs/kdbus' loaded-ok 'KDBUS-VM-RESULT: 0'
+  # A leaking module must fail a passing run through the kmemleak report
+  # (debug kernel only: release has no kmemleak).
+  if [ "$flavour" = debug ]; then
+    vmcase "kmemleak catches a leak in the module" 1 \
+      'umount /sys/fs/kdbus && rmmod kdbus && insmod /lib/modules/kdbus.ko leak=1 || exit 10
+       echo reloaded-leaking' \
+      "kdbus=1" 300 reloaded-leaking 'unreferenced object' 'KDBUS-VM-RESULT: 0'
+  fi
 else
   echo "FAIL building the stand-in module:"; sed 's/^/  /' "$tmp/fake/build.log"
   failed=$((failed + 1))

@@ -3,11 +3,14 @@
  * Stand-in for kdbus.ko, used only by test-vm.sh: it registers the kdbusfs
  * filesystem and the /sys/fs/kdbus mount point, so the VM's module-loading
  * path can be tested before (and independently of) the real module.
+ * With leak=1 it leaks one allocation on load, so the kmemleak report can be
+ * shown to work.
  */
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/kobject.h>
 #include <linux/module.h>
+#include <linux/slab.h>
 #include <linux/sysfs.h>
 
 static int fake_fill_super(struct super_block *sb, struct fs_context *fc)
@@ -39,9 +42,23 @@ static struct file_system_type fake_fs = {
 	.kill_sb = kill_litter_super,
 };
 
+static bool leak;
+module_param(leak, bool, 0444);
+
+/* noinline and opaque: the compiler must not drop the allocation. */
+static noinline void fake_leak(void)
+{
+	void *p = kmalloc(128, GFP_KERNEL);
+
+	OPTIMIZER_HIDE_VAR(p);
+}
+
 static int __init fake_init(void)
 {
 	int ret = sysfs_create_mount_point(fs_kobj, "kdbus");
+
+	if (leak)
+		fake_leak();
 
 	if (ret)
 		return ret;
