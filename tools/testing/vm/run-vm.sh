@@ -73,6 +73,7 @@ append="console=ttyS0 panic=-1 oops=panic $cmdline loglevel=7"
 # sockets=2: the test kernel has no ACPI, so it learns the CPUs from SeaBIOS's
 # MP table, which lists one CPU per package; plain `-smp 2` (one socket, two
 # cores since QEMU 6.2) boots with a single CPU and no real concurrency.
+# shellcheck disable=SC2054 # the commas belong to QEMU's -smp value
 qemu_base=(qemu-system-x86_64 -m 1024 -smp 2,sockets=2,cores=1,threads=1 -nographic -no-reboot)
 
 # --- KVM probe ---------------------------------------------------------------
@@ -151,7 +152,7 @@ else
 fi
 [ $log_clean = 1 ] || [ "$rc" = 1 ] || say "also: the kernel log is dirty (see check-log above)"
 
-if [ $rc = 0 ]; then
+if [ "$rc" = 0 ]; then
   say "PASS in ${elapsed}s"
   [ $keep_log = 1 ] || rm -f "$log"
 else

@@ -5,6 +5,8 @@
 # Usage: test-vm.sh [release|debug]     (default debug)
 # Ends with the line `N passed, N failed`; exits non-zero if any failed.
 # Takes a few minutes under TCG: every case is one boot.
+# Run scripts are single-quoted: they expand inside the VM, not here.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
