@@ -5,11 +5,13 @@
 use crate::bindings;
 use crate::bloom::BloomParams;
 use crate::cmd::{self, Cmd};
+use crate::connection::Connection;
 use crate::cred::Creds;
 use crate::domain::{Charge, Domain};
 use crate::endpoint::Endpoint;
 use crate::errno::{Result, EINVAL};
 use crate::fs::{self, NodeDentry};
+use crate::kvec::remove_arc;
 use crate::names;
 use crate::uapi::*;
 use kernel::prelude::*;
@@ -20,6 +22,10 @@ struct BusInner {
     /// The bus directory, once created.
     dir: Option<NodeDentry>,
     endpoints: KVec<Arc<Endpoint>>,
+    /// Connected peers (all types), by id order of arrival.
+    conns: KVec<Arc<Connection>>,
+    /// Last message sequence number handed out.
+    last_seq: u64,
 }
 
 /// A bus: a name registry, bloom parameters and endpoints, alive as long as
@@ -102,6 +108,8 @@ impl Bus {
                     active: true,
                     dir: None,
                     endpoints: KVec::new(),
+                    conns: KVec::new(),
+                    last_seq: 0,
                 }, "kdbus_bus"),
             }),
             GFP_KERNEL,
@@ -154,6 +162,56 @@ impl Bus {
             ep,
         )?;
         Ok(())
+    }
+
+    /// The next message sequence number (message.md 11).
+    pub(crate) fn next_seq(&self) -> u64 {
+        let mut g = self.inner.lock();
+        g.last_seq += 1;
+        g.last_seq
+    }
+
+    /// Makes a connection findable by id; `ESHUTDOWN` once torn down.
+    pub(crate) fn link_conn(&self, conn: &Arc<Connection>) -> Result {
+        let mut g = self.inner.lock();
+        if !g.active {
+            return Err(crate::errno::ESHUTDOWN);
+        }
+        g.conns.push(conn.clone(), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Removes a disconnected connection from the bus.
+    pub(crate) fn unlink_conn(&self, conn: &Connection) {
+        let gone = remove_arc(&mut self.inner.lock().conns, conn);
+        drop(gone);
+    }
+
+    /// The connection with unique id `id`.
+    pub(crate) fn find_conn(&self, id: u64) -> Option<Arc<Connection>> {
+        self.inner.lock().conns.iter().find(|c| c.id == id).cloned()
+    }
+
+    /// A snapshot of the connected peers, to work on without the bus lock.
+    pub(crate) fn conns(&self) -> Result<KVec<Arc<Connection>>> {
+        let g = self.inner.lock();
+        let mut v = KVec::with_capacity(g.conns.len(), GFP_KERNEL)?;
+        for c in g.conns.iter() {
+            v.push(c.clone(), GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    /// A snapshot of the monitors (empty if it cannot be allocated).
+    pub(crate) fn monitors(&self) -> KVec<Arc<Connection>> {
+        let g = self.inner.lock();
+        let mut v = KVec::new();
+        for c in g.conns.iter().filter(|c| c.is_monitor()) {
+            if v.push(c.clone(), GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+        v
     }
 
     /// Tears the bus down (fs.md 5): endpoints and their connections first,

@@ -47,6 +47,9 @@ pub struct CmdSpec {
     pub flags: u64,
     /// Accepted item types (NEGOTIATE is always accepted).
     pub items: &'static [ItemSpec],
+    /// The struct has `return_flags` at offset 16 (all commands; not
+    /// `kdbus_msg`, whose offset 16 is `priority`).
+    pub return_flags: bool,
 }
 
 impl CmdSpec {
@@ -80,6 +83,7 @@ pub static BUS_MAKE: CmdSpec = CmdSpec {
         it(KDBUS_ITEM_BLOOM_PARAMETER, MANDATORY),
         it(KDBUS_ITEM_ATTACH_FLAGS_SEND, 0),
     ],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_ENDPOINT_MAKE.
@@ -87,6 +91,7 @@ pub static ENDPOINT_MAKE: CmdSpec = CmdSpec {
     fixed: CMD,
     flags: MAKE_FLAGS,
     items: &[it(KDBUS_ITEM_MAKE_NAME, MANDATORY)],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_ENDPOINT_UPDATE.
@@ -97,6 +102,7 @@ pub static ENDPOINT_UPDATE: CmdSpec = CmdSpec {
         it(KDBUS_ITEM_NAME, REPEAT),
         it(KDBUS_ITEM_POLICY_ACCESS, REPEAT),
     ],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_HELLO.
@@ -114,6 +120,7 @@ pub static HELLO: CmdSpec = CmdSpec {
         it(KDBUS_ITEM_CONN_DESCRIPTION, 0),
         it(KDBUS_ITEM_POLICY_ACCESS, REPEAT),
     ],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_UPDATE.
@@ -126,6 +133,7 @@ pub static UPDATE: CmdSpec = CmdSpec {
         it(KDBUS_ITEM_NAME, REPEAT),
         it(KDBUS_ITEM_POLICY_ACCESS, REPEAT),
     ],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_BYEBYE.
@@ -133,6 +141,7 @@ pub static BYEBYE: CmdSpec = CmdSpec {
     fixed: CMD,
     flags: 0,
     items: &[],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_FREE.
@@ -140,6 +149,7 @@ pub static FREE: CmdSpec = CmdSpec {
     fixed: size_of::<kdbus_cmd_free>(),
     flags: 0,
     items: &[],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_CONN_INFO.
@@ -147,6 +157,7 @@ pub static CONN_INFO: CmdSpec = CmdSpec {
     fixed: size_of::<kdbus_cmd_info>(),
     flags: 0,
     items: &[it(KDBUS_ITEM_NAME, 0)],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_BUS_CREATOR_INFO.
@@ -154,6 +165,7 @@ pub static BUS_CREATOR_INFO: CmdSpec = CmdSpec {
     fixed: size_of::<kdbus_cmd_info>(),
     flags: 0,
     items: &[],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_LIST.
@@ -162,6 +174,7 @@ pub static LIST: CmdSpec = CmdSpec {
     flags: (KDBUS_LIST_UNIQUE | KDBUS_LIST_NAMES | KDBUS_LIST_ACTIVATORS | KDBUS_LIST_QUEUED)
         as u64,
     items: &[],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_SEND (the command struct; the message has its own rules).
@@ -169,6 +182,7 @@ pub static SEND: CmdSpec = CmdSpec {
     fixed: size_of::<kdbus_cmd_send>(),
     flags: KDBUS_SEND_SYNC_REPLY as u64,
     items: &[it(KDBUS_ITEM_CANCEL_FD, 0)],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_RECV.
@@ -176,6 +190,7 @@ pub static RECV: CmdSpec = CmdSpec {
     fixed: size_of::<kdbus_cmd_recv>(),
     flags: (KDBUS_RECV_PEEK | KDBUS_RECV_DROP | KDBUS_RECV_USE_PRIORITY) as u64,
     items: &[],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_NAME_ACQUIRE.
@@ -183,6 +198,7 @@ pub static NAME_ACQUIRE: CmdSpec = CmdSpec {
     fixed: CMD,
     flags: (KDBUS_NAME_REPLACE_EXISTING | KDBUS_NAME_ALLOW_REPLACEMENT | KDBUS_NAME_QUEUE) as u64,
     items: &[it(KDBUS_ITEM_NAME, MANDATORY)],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_NAME_RELEASE.
@@ -190,6 +206,7 @@ pub static NAME_RELEASE: CmdSpec = CmdSpec {
     fixed: CMD,
     flags: 0,
     items: &[it(KDBUS_ITEM_NAME, MANDATORY)],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_MATCH_ADD.
@@ -207,6 +224,7 @@ pub static MATCH_ADD: CmdSpec = CmdSpec {
         it(KDBUS_ITEM_ID_ADD, REPEAT),
         it(KDBUS_ITEM_ID_REMOVE, REPEAT),
     ],
+    return_flags: true,
 };
 
 /// KDBUS_CMD_MATCH_REMOVE.
@@ -214,6 +232,7 @@ pub static MATCH_REMOVE: CmdSpec = CmdSpec {
     fixed: size_of::<kdbus_cmd_match>(),
     flags: 0,
     items: &[],
+    return_flags: true,
 };
 
 /// A command that passed generic parsing.
@@ -260,7 +279,9 @@ pub fn parse<'a>(buf: &'a mut [u8], spec: &'static CmdSpec) -> Result<Cmd<'a>> {
     if size < spec.fixed {
         return Err(EINVAL);
     }
-    item::write_u64(buf, OFF_RETURN_FLAGS, 0);
+    if spec.return_flags {
+        item::write_u64(buf, OFF_RETURN_FLAGS, 0);
+    }
     let flags = item::read_u64(buf, OFF_FLAGS).unwrap_or(0);
     if flags & !(spec.flags | FLAG_NEGOTIATE) != 0 {
         return Err(EINVAL);

@@ -70,11 +70,6 @@ impl UserNs {
         UserNs(unsafe { bindings::kdbus_get_user_ns(ns) })
     }
 
-    /// The raw namespace pointer.
-    pub(crate) fn as_ptr(&self) -> *mut bindings::user_namespace {
-        self.0
-    }
-
     /// `kuid` as seen in this namespace, `None` if it has no mapping there.
     pub(crate) fn map_uid(&self, kuid: bindings::kuid_t) -> Option<u32> {
         // SAFETY: `self.0` is live (type invariant).

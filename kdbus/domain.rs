@@ -7,6 +7,7 @@
 use crate::bus::Bus;
 use crate::cred::UserNs;
 use crate::errno::{Result, EEXIST, EMFILE, ESHUTDOWN};
+use crate::kvec::{remove, remove_arc};
 use crate::limits::{USER_MAX_BUSES, USER_MAX_CONN};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -184,31 +185,6 @@ impl Domain {
     }
 }
 
-/// Removes and returns the last element.
-fn pop<T>(v: &mut KVec<T>) -> Option<T> {
-    let len = v.len();
-    if len == 0 {
-        return None;
-    }
-    // SAFETY: index `len - 1` is initialised; after `set_len` it is no longer
-    // owned by the vector, so reading it out moves ownership exactly once.
-    unsafe {
-        v.set_len(len - 1);
-        Some(core::ptr::read(v.as_ptr().add(len - 1)))
-    }
-}
-
 fn remove_user(users: &mut KVec<UserAccount>, idx: usize) {
-    let last = users.len() - 1;
-    users.as_mut_slice().swap(idx, last);
-    pop(users);
-}
-
-/// Removes `item` (by identity) from a vector of `Arc`s; returns it so the
-/// caller drops it outside its lock.
-pub(crate) fn remove_arc<T>(v: &mut KVec<Arc<T>>, item: &T) -> Option<Arc<T>> {
-    let i = v.iter().position(|x| core::ptr::eq(&**x, item))?;
-    let last = v.len() - 1;
-    v.as_mut_slice().swap(i, last);
-    pop(v)
+    remove(users, idx);
 }

@@ -6,8 +6,8 @@
 use crate::bindings;
 use crate::bus::Bus;
 use crate::connection::Connection;
-use crate::domain::remove_arc;
 use crate::errno::{Result, ESHUTDOWN};
+use crate::kvec::remove_arc;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 

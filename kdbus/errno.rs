@@ -52,4 +52,15 @@ errnos! {
     ESHUTDOWN = 108;
     ETIMEDOUT = 110;
     ECANCELED = 125;
+    ETXTBSY = 26;
+    EDOM = 33;
+    ECOMM = 70;
+    EBADMSG = 74;
+    ENOTUNIQ = 76;
+    EREMCHG = 78;
+    EDESTADDRREQ = 89;
+    EADDRNOTAVAIL = 99;
+    EREMOTEIO = 121;
+    EMEDIUMTYPE = 124;
+    ERESTARTSYS = 512;
 }

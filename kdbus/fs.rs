@@ -130,6 +130,16 @@ static NODE_FOPS: KernelStatic<bindings::file_operations> =
         ..unsafe { core::mem::zeroed() }
     }));
 
+/// Whether `file` is a kdbus file (a control or endpoint node).
+///
+/// # Safety
+///
+/// `file` is a live file.
+pub(crate) unsafe fn is_kdbus_file(file: *mut bindings::file) -> bool {
+    // SAFETY: `file` is live (contract).
+    unsafe { core::ptr::eq((*file).f_op, NODE_FOPS.get().cast_const()) }
+}
+
 /// Registers kdbusfs and creates its mount point `/sys/fs/kdbus`.
 pub(crate) fn register() -> Result {
     // SAFETY: FS_TYPE is a static, fully initialised file_system_type.

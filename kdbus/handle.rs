@@ -9,9 +9,14 @@ use crate::bus::Bus;
 use crate::cmd::{self, Cmd, CmdSpec, OFF_FLAGS, OFF_RETURN_FLAGS};
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
-use crate::errno::{Result, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN};
+use crate::errno::{
+    Result, EAGAIN, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN,
+};
+use crate::file::FileRef;
 use crate::fs::Node;
 use crate::limits::CMD_MAX_SIZE;
+use crate::message::Kmsg;
+use crate::msg;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
@@ -268,17 +273,13 @@ impl Handle {
     fn conn_ioctl(&self, conn: &Arc<Connection>, cmd: u32, arg: &UserArg) -> Result {
         match cmd {
             KDBUS_CMD_BYEBYE => {
-                if conn.flags
-                    & (KDBUS_HELLO_ACTIVATOR | KDBUS_HELLO_POLICY_HOLDER | KDBUS_HELLO_MONITOR)
-                        as u64
-                    != 0
-                {
+                if !conn.is_ordinary() {
                     return Err(EOPNOTSUPP);
                 }
                 run(arg, &cmd::BYEBYE, |_| conn.byebye().map(|()| 0))
             }
             KDBUS_CMD_FREE => {
-                if conn.flags & KDBUS_HELLO_POLICY_HOLDER as u64 != 0 {
+                if conn.is_policy_holder() {
                     return Err(EOPNOTSUPP);
                 }
                 run(arg, &cmd::FREE, |c| {
@@ -286,9 +287,177 @@ impl Handle {
                         .map(|()| 0)
                 })
             }
-            // The other connection commands come with later work.
-            _ => Err(EOPNOTSUPP),
+            KDBUS_CMD_SEND => {
+                if !conn.is_ordinary() {
+                    return Err(EOPNOTSUPP);
+                }
+                self.send(conn, arg)
+            }
+            KDBUS_CMD_RECV => {
+                if conn.is_policy_holder() {
+                    return Err(EOPNOTSUPP);
+                }
+                self.recv(conn, arg)
+            }
+            KDBUS_CMD_CONN_INFO | KDBUS_CMD_BUS_CREATOR_INFO => {
+                let spec = if cmd == KDBUS_CMD_CONN_INFO {
+                    &cmd::CONN_INFO
+                } else {
+                    &cmd::BUS_CREATOR_INFO
+                };
+                run(arg, spec, |c| {
+                    let (off, size) = if cmd == KDBUS_CMD_CONN_INFO {
+                        conn.conn_info(c)?
+                    } else {
+                        conn.bus_creator_info(c)?
+                    };
+                    arg.write_u64(offset_of!(kdbus_cmd_info, offset), off)?;
+                    arg.write_u64(offset_of!(kdbus_cmd_info, info_size), size)?;
+                    Ok(0)
+                })
+            }
+            KDBUS_CMD_LIST => run(arg, &cmd::LIST, |c| {
+                let (off, size) = conn.list(c.flags)?;
+                arg.write_u64(offset_of!(kdbus_cmd_list, offset), off)?;
+                arg.write_u64(offset_of!(kdbus_cmd_list, list_size), size)?;
+                Ok(0)
+            }),
+            KDBUS_CMD_UPDATE => run(arg, &cmd::UPDATE, |c| conn.update(c).map(|()| 0)),
+            KDBUS_CMD_NAME_ACQUIRE
+            | KDBUS_CMD_NAME_RELEASE
+            | KDBUS_CMD_MATCH_ADD
+            | KDBUS_CMD_MATCH_REMOVE => {
+                if !conn.is_ordinary() {
+                    return Err(EOPNOTSUPP);
+                }
+                // The name registry and match database come with later work.
+                Err(EOPNOTSUPP)
+            }
+            _ => Err(ENOTTY),
         }
+    }
+
+    /// KDBUS_CMD_SEND (message.md 5): the command, then the message it
+    /// points at, each copied once.
+    fn send(&self, conn: &Arc<Connection>, arg: &UserArg) -> Result {
+        let mut buf = arg.copy_in(cmd::SEND.fixed)?;
+        let c = match cmd::parse(&mut buf, &cmd::SEND) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
+                return Err(e);
+            }
+        };
+        if let Some((start, end)) = c.negotiate_range {
+            arg.write(start, c.buf.get(start..end).ok_or(EFAULT)?)?;
+        }
+        let msg_addr = c.field(offset_of!(kdbus_cmd_send, msg_address));
+        if c.negotiate && msg_addr == 0 {
+            return arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS));
+        }
+        let r = self.send_msg(conn, arg, &c, msg_addr);
+        if r.is_err() || !c.negotiate {
+            let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
+        }
+        r
+    }
+
+    fn send_msg(&self, conn: &Arc<Connection>, arg: &UserArg, c: &Cmd<'_>, addr: u64) -> Result {
+        let marg = UserArg(usize::try_from(addr).map_err(|_| EFAULT)?);
+        let mut mbuf = marg.copy_in(msg::MSG.fixed)?;
+        let m = cmd::parse(&mut mbuf, &msg::MSG)?;
+        if let Some((start, end)) = m.negotiate_range {
+            marg.write(start, m.buf.get(start..end).ok_or(EFAULT)?)?;
+        }
+        if m.negotiate && !c.negotiate {
+            return Err(EINVAL);
+        }
+        if c.negotiate {
+            if m.negotiate {
+                marg.write_u64(OFF_FLAGS, m.field(OFF_FLAGS))?;
+            }
+            arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS))?;
+            return arg.write_u64(OFF_RETURN_FLAGS, 0);
+        }
+        if let Some(i) = c.item(KDBUS_ITEM_CANCEL_FD) {
+            let fd = i32::from_ne_bytes([i.payload[0], i.payload[1], i.payload[2], i.payload[3]]);
+            let f = FileRef::get(fd)?;
+            // SAFETY: `f` holds a reference to a live file.
+            if unsafe { (*(*f.as_ptr()).f_op).poll.is_none() } {
+                return Err(EINVAL);
+            }
+        }
+        let sync = c.flags & KDBUS_SEND_SYNC_REPLY as u64 != 0;
+        let header = msg::Header::read(m.buf);
+        let resumed = if sync && header.expects_reply() {
+            conn.resumable_call(header.cookie)
+        } else {
+            None
+        };
+        let reply = match resumed {
+            Some(r) => Some(conn.wait_reply(&r)?),
+            None => {
+                let bus = &conn.ep.bus;
+                let plan = msg::plan(&m, conn.id, sync, bus.bloom.size, |a, n| {
+                    // SAFETY: access_ok only checks the range.
+                    unsafe { bindings::kdbus_access_ok(a, n) }
+                })?;
+                let kmsg = Kmsg::from_user(
+                    plan.header,
+                    plan.payload_size,
+                    m.buf,
+                    conn.id,
+                    conn.quota_uid(),
+                    bus.next_seq(),
+                    conn.description(),
+                )?;
+                conn.send(&kmsg, plan.dst_name.is_some(), sync)?
+            }
+        };
+        let info = match reply {
+            Some(p) => [p.offset, p.size, p.return_flags],
+            None => [conn.pool.size(), 0, 0],
+        };
+        let base = offset_of!(kdbus_cmd_send, reply);
+        for (k, v) in info.iter().enumerate() {
+            arg.write_u64(base + 8 * k, *v)?;
+        }
+        Ok(())
+    }
+
+    /// KDBUS_CMD_RECV (message.md 10).
+    fn recv(&self, conn: &Arc<Connection>, arg: &UserArg) -> Result {
+        let mut buf = arg.copy_in(cmd::RECV.fixed)?;
+        let Some(c) = parse_in(arg, &mut buf, &cmd::RECV)? else {
+            return Ok(());
+        };
+        let drop_prio = (KDBUS_RECV_DROP | KDBUS_RECV_USE_PRIORITY) as u64;
+        if c.flags & drop_prio == drop_prio {
+            arg.write_u64(OFF_RETURN_FLAGS, 0)?;
+            return Err(EINVAL);
+        }
+        let priority = c.field(offset_of!(kdbus_cmd_recv, priority)) as i64;
+        let (result, lost) = conn.recv(c.flags, priority);
+        let rf = if lost != 0 {
+            KDBUS_RECV_RETURN_DROPPED_MSGS as u64
+        } else {
+            0
+        };
+        match &result {
+            Ok(p) => {
+                let base = offset_of!(kdbus_cmd_recv, msg);
+                for (k, v) in [p.offset, p.size, p.return_flags].iter().enumerate() {
+                    arg.write_u64(base + 8 * k, *v)?;
+                }
+                arg.write_u64(offset_of!(kdbus_cmd_recv, dropped_msgs), lost)?;
+            }
+            Err(e) if *e == EAGAIN => {
+                arg.write_u64(offset_of!(kdbus_cmd_recv, dropped_msgs), lost)?;
+            }
+            Err(_) => {}
+        }
+        arg.write_u64(OFF_RETURN_FLAGS, rf)?;
+        result.map(|_| ())
     }
 
     /// `mmap` of the pool (pool.md 3).
@@ -322,7 +491,11 @@ impl Handle {
         if !conn.is_active() {
             return err;
         }
-        bindings::POLLOUT | bindings::POLLWRNORM
+        let mut mask = bindings::POLLOUT | bindings::POLLWRNORM;
+        if conn.has_input() {
+            mask |= bindings::POLLIN | bindings::POLLRDNORM;
+        }
+        mask
     }
 
     /// `close()` of the file (abi.md 11): tears down what the handle made.

@@ -5,6 +5,12 @@
 #include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/net.h>
+#include <linux/shmem_fs.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+#include <linux/workqueue.h>
+#include <net/sock.h>
 #include <linux/poll.h>
 #include <linux/user_namespace.h>
 #include <linux/wait.h>
@@ -21,3 +27,18 @@ void kdbus_poll_wait(struct file *file, struct wait_queue_head *wq,
 void kdbus_vm_flags_clear(struct vm_area_struct *vma, unsigned long flags) { vm_flags_clear(vma, flags); }
 void kdbus_init_waitqueue_head(struct wait_queue_head *wq) { init_waitqueue_head(wq); }
 void kdbus_wake_up_all(struct wait_queue_head *wq) { wake_up_all(wq); }
+u64 kdbus_ktime_get_real_ns(void) { return ktime_get_real_ns(); }
+bool kdbus_access_ok(u64 addr, u64 size) { return access_ok(u64_to_user_ptr(addr), size); }
+void kdbus_init_delayed_work(struct delayed_work *dw,
+			     void (*fn)(struct work_struct *work)) { INIT_DELAYED_WORK(dw, fn); }
+void kdbus_mod_delayed_work(struct delayed_work *dw, unsigned long delay) { mod_delayed_work(system_wq, dw, delay); }
+void kdbus_get_file(struct file *file) { get_file(file); }
+bool kdbus_is_shmem_file(struct file *file) { return shmem_file(file); }
+unsigned int kdbus_shmem_seals(struct file *file) { return SHMEM_I(file_inode(file))->seals; }
+s64 kdbus_file_size(struct file *file) { return i_size_read(file_inode(file)); }
+bool kdbus_is_unix_socket(struct file *file)
+{
+	struct socket *sock = sock_from_file(file);
+
+	return sock && sock->sk && sock->sk->sk_family == AF_UNIX;
+}

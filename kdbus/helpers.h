@@ -9,6 +9,8 @@
 #include <linux/types.h>
 
 struct cred;
+struct delayed_work;
+struct work_struct;
 struct file;
 struct inode;
 struct poll_table_struct;
@@ -26,5 +28,15 @@ void kdbus_poll_wait(struct file *file, struct wait_queue_head *wq,
 void kdbus_vm_flags_clear(struct vm_area_struct *vma, unsigned long flags);
 void kdbus_init_waitqueue_head(struct wait_queue_head *wq);
 void kdbus_wake_up_all(struct wait_queue_head *wq);
+u64 kdbus_ktime_get_real_ns(void);
+bool kdbus_access_ok(u64 addr, u64 size);
+void kdbus_init_delayed_work(struct delayed_work *dw,
+			     void (*fn)(struct work_struct *work));
+void kdbus_mod_delayed_work(struct delayed_work *dw, unsigned long delay);
+void kdbus_get_file(struct file *file);
+bool kdbus_is_shmem_file(struct file *file);
+unsigned int kdbus_shmem_seals(struct file *file);
+s64 kdbus_file_size(struct file *file);
+bool kdbus_is_unix_socket(struct file *file);
 
 #endif

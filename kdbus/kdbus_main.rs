@@ -28,39 +28,45 @@ use kernel::prelude::*;
 
 mod bindings;
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod bloom;
 mod bus;
-// Shared protocol/glue API; parts serve commands wired in later work.
-#[allow(dead_code)]
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod cmd;
 mod connection;
-// Shared protocol/glue API; parts serve commands wired in later work.
-#[allow(dead_code)]
 mod cred;
 mod domain;
 mod endpoint;
-// Shared protocol/glue API; parts serve commands wired in later work.
-#[allow(dead_code)]
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod errno;
 mod error;
+mod file;
 mod fs;
 mod handle;
-// Shared protocol/glue API; parts serve commands wired in later work.
-#[allow(dead_code)]
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod item;
-// Shared protocol/glue API; parts serve commands wired in later work.
-#[allow(dead_code)]
+mod kvec;
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod limits;
+mod message;
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
+mod msg;
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod names;
 mod pool;
-// Shared protocol/glue API; parts serve commands wired in later work.
-#[allow(dead_code)]
+mod queue;
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
+mod quota;
+mod reply;
+#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
+#[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod slices;
 mod uapi;
 mod wait;

@@ -14,3 +14,13 @@ pub const NAME_MAX_LEN: usize = 255;
 pub const USER_MAX_BUSES: u32 = 16;
 /// Connections per accounting user per domain (`EMFILE` above).
 pub const USER_MAX_CONN: u32 = 1024;
+/// Sum of all PAYLOAD_VEC sizes of one message (`EMSGSIZE` above).
+pub const MSG_MAX_PAYLOAD_VEC_SIZE: u64 = 2 * 1024 * 1024;
+/// PAYLOAD_MEMFD items per message (`E2BIG` above).
+pub const MSG_MAX_MEMFD_ITEMS: usize = 16;
+/// FDs in one message, and queued at one receiver per sending user.
+pub const CONN_MAX_FDS_PER_USER: usize = 16;
+/// Messages queued at one receiver per sending user (`ENOBUFS` above).
+pub const CONN_MAX_MSGS: u32 = 256;
+/// Outstanding calls per calling connection (`EMLINK` above).
+pub const CONN_MAX_REQUESTS_PENDING: usize = 128;

@@ -5,37 +5,12 @@
 
 use crate::bindings;
 use crate::errno::{Errno, Result, EFAULT, EINVAL, ENOMEM, EPERM};
-use crate::slices::{Allocator, Slice, SliceVec};
+use crate::slices::{Allocator, Slice};
 use kernel::prelude::*;
 use kernel::sync::Mutex;
 
-impl SliceVec for KVec<Slice> {
-    fn slices(&self) -> &[Slice] {
-        self.as_slice()
-    }
-
-    fn slices_mut(&mut self) -> &mut [Slice] {
-        self.as_mut_slice()
-    }
-
-    fn try_insert(&mut self, idx: usize, s: Slice) -> Result {
-        self.push(s, GFP_KERNEL)?;
-        if let Some(tail) = self.as_mut_slice().get_mut(idx..) {
-            tail.rotate_right(1);
-        }
-        Ok(())
-    }
-
-    fn remove_at(&mut self, idx: usize) {
-        let len = self.len();
-        if let Some(tail) = self.as_mut_slice().get_mut(idx..) {
-            tail.rotate_left(1);
-            // SAFETY: `len >= 1` since `idx..` was non-empty; the element
-            // past the new length is a `Copy` `Slice` needing no drop.
-            unsafe { self.set_len(len - 1) };
-        }
-    }
-}
+/// `ITER_SOURCE`: the iterator is read from (the pool is written).
+const ITER_SOURCE: u32 = 1;
 
 /// A connection's receive pool.
 ///
@@ -77,16 +52,41 @@ impl Pool {
         self.size
     }
 
+    /// Allocates a slice of `size` bytes (rounded up to 8) held by the
+    /// kernel; `accounted` slices count against receive quotas.
+    pub(crate) fn alloc(&self, size: u64, accounted: bool) -> Result<(u64, u64)> {
+        self.alloc.lock().alloc(size, accounted)
+    }
+
+    /// Bytes of accounted slices the kernel still holds (queued messages).
+    pub(crate) fn accounted(&self) -> u64 {
+        self.alloc.lock().accounted()
+    }
+
+    /// Sets the user reference of a slice; with `drop_kref` the kernel lets
+    /// go of it at the same time.
+    pub(crate) fn publish(&self, offset: u64, drop_kref: bool) -> Result {
+        self.alloc.lock().publish(offset, drop_kref)
+    }
+
+    /// Drops the kernel reference of a slice (freed unless published).
+    pub(crate) fn release_kernel(&self, offset: u64) {
+        let _ = self.alloc.lock().release_kernel(offset);
+    }
+
     /// Allocates an unaccounted slice, writes `data` into it and publishes
     /// it to userspace (command results: HELLO, CONN_INFO, LIST).
     /// Returns the offset and slice size.
     pub(crate) fn publish_result(&self, data: &[u8]) -> Result<(u64, u64)> {
-        let (off, size) = self.alloc.lock().alloc(data.len() as u64, false)?;
-        if let Err(e) = self.write(off, data) {
-            let _ = self.alloc.lock().release_kernel(off);
+        let (off, size) = self.alloc(data.len() as u64, false)?;
+        let written = self
+            .write(off, data)
+            .and_then(|()| self.write_zeros(off + data.len() as u64, size - data.len() as u64));
+        if let Err(e) = written {
+            self.release_kernel(off);
             return Err(e);
         }
-        self.alloc.lock().publish(off, true)?;
+        self.publish(off, true)?;
         Ok((off, size))
     }
 
@@ -95,18 +95,65 @@ impl Pool {
         self.alloc.lock().free_user(offset)
     }
 
-    /// Copies `data` into the pool at `off` (inside an allocated slice).
-    fn write(&self, off: u64, data: &[u8]) -> Result {
+    /// Writes through an iterator at pool offset `off`.
+    fn write_iter(&self, off: u64, iter: &mut bindings::iov_iter, len: usize) -> Result {
         let mut pos = i64::try_from(off).map_err(|_| EINVAL)?;
-        // SAFETY: `file` is a live shmem file (type invariant); `data` is a
-        // valid kernel buffer of `data.len()` bytes; `pos` is a local.
-        let n = unsafe {
-            bindings::kernel_write(self.file, data.as_ptr().cast(), data.len(), &mut pos)
-        };
-        if n < 0 || n as usize != data.len() {
+        // SAFETY: `file` is a live shmem file (type invariant); `iter` is an
+        // initialised iterator over `len` bytes; `pos` is a local.
+        let n = unsafe { bindings::vfs_iter_write(self.file, iter, &mut pos, 0) };
+        if n < 0 || n as usize != len {
             return Err(EFAULT);
         }
         Ok(())
+    }
+
+    /// Copies `data` into the pool at `off` (inside an allocated slice).
+    pub(crate) fn write(&self, off: u64, data: &[u8]) -> Result {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let kv = bindings::kvec {
+            iov_base: data.as_ptr().cast_mut().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: an all-zero iov_iter is a valid target for iov_iter_kvec.
+        let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
+        // SAFETY: `kv` describes `data`, which outlives the write; the
+        // iterator is a source (the pool is written).
+        unsafe { bindings::iov_iter_kvec(&mut iter, ITER_SOURCE as _, &kv, 1, data.len()) };
+        self.write_iter(off, &mut iter, data.len())
+    }
+
+    /// Writes `len` zero bytes at `off`: slices are reused, so every byte of
+    /// a new slice is written, padding included.
+    pub(crate) fn write_zeros(&self, mut off: u64, mut len: u64) -> Result {
+        static ZEROS: [u8; 256] = [0; 256];
+        while len > 0 {
+            let n = len.min(ZEROS.len() as u64);
+            self.write(off, &ZEROS[..n as usize])?;
+            off += n;
+            len -= n;
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from user address `addr` of the calling process
+    /// straight into the pool at `off`: the one copy of a message payload.
+    pub(crate) fn write_user(&self, off: u64, addr: u64, len: u64) -> Result {
+        if len == 0 {
+            return Ok(());
+        }
+        let len = usize::try_from(len).map_err(|_| EFAULT)?;
+        // SAFETY: an all-zero iov_iter is a valid target for import_ubuf.
+        let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
+        // SAFETY: import_ubuf validates the user range (access_ok) and only
+        // records it; faults are handled by the copy inside the write.
+        let ret =
+            unsafe { bindings::import_ubuf(ITER_SOURCE as _, addr as *mut _, len, &mut iter) };
+        if ret < 0 {
+            return Err(EFAULT);
+        }
+        self.write_iter(off, &mut iter, len)
     }
 
     /// Maps the pool into `vma`, read-only (pool.md 3).

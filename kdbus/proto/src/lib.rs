@@ -24,7 +24,11 @@ pub mod errno;
 pub mod item;
 #[path = "../../limits.rs"]
 pub mod limits;
+#[path = "../../msg.rs"]
+pub mod msg;
 #[path = "../../names.rs"]
 pub mod names;
+#[path = "../../quota.rs"]
+pub mod quota;
 #[path = "../../slices.rs"]
 pub mod slices;

@@ -4,7 +4,7 @@
 //!
 //! Usage: `kdbus-demo [MOUNT]` (default `/sys/fs/kdbus`).
 
-use kdbus::{uapi, Bus, BusMaker, Connection, Control};
+use kdbus::{monotonic_ns, uapi, Bus, BusMaker, Connection, Control, MsgBuilder};
 use std::process::ExitCode;
 
 const POOL_SIZE: u64 = 16 * 1024 * 1024;
@@ -56,6 +56,64 @@ fn show_peer(label: &str, c: &Connection) -> Result<(), String> {
     Ok(())
 }
 
+/// A asks B a question with a synchronous method call; B answers it.
+fn call_and_reply(a: &Connection, b: &Connection) -> Result<(), String> {
+    let question = b"ping from A";
+    let call = MsgBuilder::new(b.id())
+        .cookie(1)
+        .call(monotonic_ns() + 5_000_000_000)
+        .vec(question);
+    std::thread::scope(|s| {
+        let server = s.spawn(|| -> Result<(), String> {
+            // Wait for the call, then answer it.
+            let got = loop {
+                match b.recv(0, 0) {
+                    Ok(r) => break r,
+                    Err(kdbus::Errno::EAGAIN) => {
+                        std::thread::sleep(std::time::Duration::from_millis(1))
+                    }
+                    Err(e) => return Err(format!("RECV (peer B): {e}")),
+                }
+            };
+            let m = got.message().map_err(|e| format!("parse: {e}"))?;
+            let data = m.data().map_err(|e| format!("payload: {e}"))?;
+            println!(
+                "peer B: RECV call from :1.{} cookie {} at pool offset {} ({} bytes): {:?}",
+                m.src_id,
+                m.cookie,
+                got.offset(),
+                got.info().msg_size,
+                String::from_utf8_lossy(&data)
+            );
+            let reply = MsgBuilder::new(m.src_id)
+                .cookie_reply(m.cookie)
+                .cookie(2)
+                .vec(b"pong from B");
+            got.free().map_err(|e| format!("FREE: {e}"))?;
+            b.send(&reply, 0).map_err(|e| format!("SEND reply: {e}"))?;
+            Ok(())
+        });
+        let r = a
+            .send_sync(&call)
+            .map_err(|e| format!("SEND sync call: {e}"))?;
+        let m = a
+            .message(&r.reply)
+            .map_err(|e| format!("parse reply: {e}"))?;
+        let data = m.data().map_err(|e| format!("reply payload: {e}"))?;
+        println!(
+            "peer A: sync call answered by :1.{}: {:?} (reply at pool offset {})",
+            m.src_id,
+            String::from_utf8_lossy(&data),
+            r.reply.offset
+        );
+        a.free(r.reply.offset)
+            .map_err(|e| format!("FREE reply: {e}"))?;
+        server
+            .join()
+            .map_err(|_| "server thread panicked".to_string())?
+    })
+}
+
 fn run(mount: &str) -> Result<(), String> {
     let euid = nix::unistd::geteuid();
     let name = format!("{euid}-demo");
@@ -81,6 +139,7 @@ fn run(mount: &str) -> Result<(), String> {
     if a.id128() != b.id128() || b.id() <= a.id() {
         return Err("peers disagree on the bus or ids are not increasing".into());
     }
+    call_and_reply(&a, &b)?;
     a.byebye().map_err(|e| format!("BYEBYE: {e}"))?;
     println!("peer A: BYEBYE ok");
     drop(b);

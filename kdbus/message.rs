@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel-side messages (spec: message.md 12-14): what SEND turns a user
+//! message into, and kernel notifications, ready to be placed in any number
+//! of receivers' pools.
+//!
+//! The header and items are kept in a template; per receiver, the metadata
+//! items it asked for are appended and the PAYLOAD_OFF offsets patched. The
+//! payload is never held by the kernel: data vectors are copied straight
+//! from the sender's memory into each receiver's pool.
+
+use crate::bindings;
+use crate::errno::{Result, EINVAL, EMSGSIZE};
+use crate::file::FileRef;
+use crate::item::{self, Items, HEADER_SIZE};
+use crate::msg::{self, Header};
+use crate::pool::Pool;
+use crate::uapi::*;
+use core::mem::size_of;
+use kernel::prelude::*;
+
+const MSG_HDR: usize = size_of::<kdbus_msg>();
+
+/// A message ready for delivery.
+pub(crate) struct Kmsg {
+    pub(crate) header: Header,
+    /// Sender id (0 for the kernel).
+    pub(crate) src_id: u64,
+    /// The sender's items, transformed (PAYLOAD_VEC -> PAYLOAD_OFF holding
+    /// the user address until delivery, descriptor fields -1), each padded.
+    items: KVec<u8>,
+    /// Unpadded end of the last item in `items`.
+    items_end: usize,
+    /// Size of the inline payload area.
+    pub(crate) payload_size: u64,
+    /// Files to hand to receivers, each with the message-relative offset of
+    /// its descriptor field.
+    files: KVec<(FileRef, usize)>,
+    /// Number of FDS entries (memfds excluded).
+    pub(crate) nfds: u32,
+    /// The user whose receive quota the message is charged to.
+    pub(crate) quota_uid: u32,
+    /// TIMESTAMP metadata: seqnum, monotonic and realtime ns.
+    timestamp: [u64; 3],
+    /// A kernel notification: TIMESTAMP is always attached.
+    kernel: bool,
+    /// The sender's description (CONN_DESCRIPTION metadata).
+    description: Option<KVec<u8>>,
+}
+
+/// The header and items of a message for one receiver.
+pub(crate) struct Head {
+    /// Header, items and metadata, zero-padded to 8.
+    pub(crate) bytes: KVec<u8>,
+    /// `kdbus_msg.size`: the unpadded end of the last item.
+    pub(crate) msg_size: u64,
+}
+
+fn push_item(out: &mut KVec<u8>, ty: u32, payload: &[&[u8]]) -> Result<usize> {
+    let len: usize = payload.iter().map(|p| p.len()).sum();
+    let size = HEADER_SIZE + len;
+    out.extend_from_slice(&(size as u64).to_ne_bytes(), GFP_KERNEL)?;
+    out.extend_from_slice(&(ty as u64).to_ne_bytes(), GFP_KERNEL)?;
+    for p in payload {
+        out.extend_from_slice(p, GFP_KERNEL)?;
+    }
+    let padded = item::align8(out.len()).ok_or(EMSGSIZE)?;
+    out.extend_with(padded - out.len(), 0, GFP_KERNEL)?;
+    Ok(size)
+}
+
+fn timestamp(seq: u64) -> [u64; 3] {
+    // SAFETY: no preconditions.
+    let real = unsafe { bindings::kdbus_ktime_get_real_ns() };
+    [seq, crate::reply::now_ns(), real]
+}
+
+impl Kmsg {
+    /// Builds the message of a SEND from the validated copy `buf` of the
+    /// user's `kdbus_msg`, importing memfds and fds in item order (message.md
+    /// 5 step 13).
+    pub(crate) fn from_user(
+        header: Header,
+        payload_size: u64,
+        buf: &[u8],
+        src_id: u64,
+        quota_uid: u32,
+        seq: u64,
+        description: Option<&[u8]>,
+    ) -> Result<Self> {
+        let mut items = KVec::new();
+        let mut files = KVec::new();
+        let mut nfds = 0u32;
+        let mut items_end = 0;
+        for i in Items::new(buf, MSG_HDR) {
+            let i = i?;
+            let start = items.len();
+            let payload_at = MSG_HDR + start + HEADER_SIZE;
+            let size = match i.ty as u32 {
+                KDBUS_ITEM_PAYLOAD_VEC => {
+                    push_item(&mut items, KDBUS_ITEM_PAYLOAD_OFF, &[i.payload])?
+                }
+                KDBUS_ITEM_PAYLOAD_MEMFD => {
+                    let (start_off, len) = (i.u64_at(0), i.u64_at(8));
+                    let fd = i32::from_ne_bytes([
+                        i.payload[16],
+                        i.payload[17],
+                        i.payload[18],
+                        i.payload[19],
+                    ]);
+                    let f = FileRef::get(fd)?;
+                    f.check_memfd(start_off, len)?;
+                    files.push((f, payload_at + 16), GFP_KERNEL)?;
+                    let minus_one = (-1i32).to_ne_bytes();
+                    push_item(
+                        &mut items,
+                        KDBUS_ITEM_PAYLOAD_MEMFD,
+                        &[&i.payload[..16], &minus_one, &[0u8; 4]],
+                    )?
+                }
+                KDBUS_ITEM_FDS => {
+                    for (k, chunk) in i.payload.chunks_exact(4).enumerate() {
+                        let fd = i32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                        let f = FileRef::get(fd)?;
+                        f.check_passable()?;
+                        files.push((f, payload_at + 4 * k), GFP_KERNEL)?;
+                        nfds += 1;
+                    }
+                    let at = items.len();
+                    let size = push_item(&mut items, KDBUS_ITEM_FDS, &[i.payload])?;
+                    items[at + HEADER_SIZE..at + size].fill(0xff);
+                    size
+                }
+                KDBUS_ITEM_BLOOM_FILTER | KDBUS_ITEM_DST_NAME => {
+                    push_item(&mut items, i.ty as u32, &[i.payload])?
+                }
+                _ => return Err(EINVAL),
+            };
+            items_end = start + size;
+        }
+        let description = match description {
+            Some(d) => {
+                let mut v = KVec::with_capacity(d.len(), GFP_KERNEL)?;
+                v.extend_from_slice(d, GFP_KERNEL)?;
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(Kmsg {
+            header,
+            src_id,
+            items,
+            items_end,
+            payload_size,
+            files,
+            nfds,
+            quota_uid,
+            timestamp: timestamp(seq),
+            kernel: false,
+            description,
+        })
+    }
+
+    /// A kernel notification (message.md 12) with one item of type `ty`.
+    pub(crate) fn notification(
+        ty: u32,
+        payload: &[u8],
+        dst_id: u64,
+        cookie_reply: u64,
+        seq: u64,
+    ) -> Result<Self> {
+        let mut items = KVec::new();
+        let items_end = push_item(&mut items, ty, &[payload])?;
+        let broadcast = dst_id == msg::DST_BROADCAST;
+        Ok(Kmsg {
+            header: Header {
+                flags: if broadcast {
+                    KDBUS_MSG_SIGNAL as u64
+                } else {
+                    0
+                },
+                dst_id,
+                timeout_or_reply: cookie_reply,
+                ..Header::default()
+            },
+            src_id: 0,
+            items,
+            items_end,
+            payload_size: 0,
+            files: KVec::new(),
+            nfds: 0,
+            quota_uid: crate::quota::KERNEL_USER,
+            timestamp: timestamp(seq),
+            kernel: true,
+            description: None,
+        })
+    }
+
+    /// Builds the head (header, items, metadata) for a receiver that wants
+    /// metadata `attach` (message.md 14; metadata.md 2).
+    pub(crate) fn head(&self, attach: u64) -> Result<Head> {
+        let mut out = KVec::with_capacity(MSG_HDR + self.items.len() + 128, GFP_KERNEL)?;
+        out.extend_with(MSG_HDR, 0, GFP_KERNEL)?;
+        out.extend_from_slice(&self.items, GFP_KERNEL)?;
+        let mut end = MSG_HDR + self.items_end;
+        if let Some(d) = &self.description {
+            if attach & KDBUS_ATTACH_CONN_DESCRIPTION != 0 {
+                let at = out.len();
+                end = at + push_item(&mut out, KDBUS_ITEM_CONN_DESCRIPTION, &[d, &[0]])?;
+            }
+        }
+        if self.kernel || attach & KDBUS_ATTACH_TIMESTAMP != 0 {
+            let at = out.len();
+            let mut ts = [0u8; 24];
+            for (k, v) in self.timestamp.iter().enumerate() {
+                ts[k * 8..k * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+            }
+            end = at + push_item(&mut out, KDBUS_ITEM_TIMESTAMP, &[&ts])?;
+        }
+        let msg_size = end as u64;
+        self.header.write(&mut out, msg_size, self.src_id);
+        // Patch the PAYLOAD_OFF offsets (message-relative).
+        let mut patches: KVec<(usize, u64)> = KVec::new();
+        let mut failed = false;
+        msg::vec_offsets(
+            Items::new(&out[..end], MSG_HDR).filter_map(|i| i.ok()),
+            msg_size,
+            |i, off| {
+                failed |= patches
+                    .push((i.offset + HEADER_SIZE + 8, off), GFP_KERNEL)
+                    .is_err()
+            },
+        );
+        if failed {
+            return Err(crate::errno::ENOMEM);
+        }
+        for (at, off) in patches.iter() {
+            item::write_u64(&mut out, *at, *off);
+        }
+        Ok(Head {
+            bytes: out,
+            msg_size,
+        })
+    }
+
+    /// Writes the message into `pool` at `off`: the head, then the payload
+    /// copied from the sender's memory, then zero padding up to `slice_size`.
+    pub(crate) fn write_into(&self, pool: &Pool, off: u64, head: &Head, slice_size: u64) -> Result {
+        pool.write(off, &head.bytes)?;
+        let mut pos = off + head.bytes.len() as u64;
+        for i in Items::new(&self.items, 0).filter_map(|i| i.ok()) {
+            match i.ty as u32 {
+                KDBUS_ITEM_PAYLOAD_OFF => {
+                    let (size, addr) = (i.u64_at(0), i.u64_at(8));
+                    if addr == 0 {
+                        pool.write_zeros(pos, size % 8)?;
+                        pos += size % 8;
+                    } else {
+                        pool.write_user(pos, addr, size)?;
+                        pos += size;
+                    }
+                }
+                KDBUS_ITEM_PAYLOAD_MEMFD => {
+                    pool.write_zeros(pos, i.u64_at(8) % 8)?;
+                    pos += i.u64_at(8) % 8;
+                }
+                _ => {}
+            }
+        }
+        pool.write_zeros(pos, (off + slice_size).saturating_sub(pos))
+    }
+
+    /// References to the message's files for one receiver, with the pool
+    /// offsets of their descriptor fields in a slice at `off`.
+    pub(crate) fn files_at(&self, off: u64) -> Result<KVec<(FileRef, u64)>> {
+        let mut v = KVec::with_capacity(self.files.len(), GFP_KERNEL)?;
+        for (f, slot) in self.files.iter() {
+            v.push((f.clone_ref(), off + *slot as u64), GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    /// Whether the message carries files of the FDS item.
+    pub(crate) fn has_fds(&self) -> bool {
+        self.nfds > 0
+    }
+}
