@@ -588,7 +588,11 @@ impl Connection {
     /// Waits for the reply of a synchronous call and publishes it.
     pub(crate) fn wait_reply(&self, r: &Arc<Reply>) -> Result<Published> {
         let result = r.wait(|| self.is_active());
-        if !matches!(result, Err(crate::errno::ERESTARTSYS)) {
+        if matches!(result, Err(crate::errno::ERESTARTSYS)) {
+            // Kept for the restarted SEND; the timeout worker drops it if
+            // the caller never comes back.
+            self.arm_timer(r.deadline_ns);
+        } else {
             self.remove_request(r);
         }
         let e = result?;

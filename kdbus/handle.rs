@@ -380,8 +380,7 @@ impl Handle {
             return arg.write_u64(OFF_RETURN_FLAGS, 0);
         }
         if let Some(i) = c.item(KDBUS_ITEM_CANCEL_FD) {
-            let fd = i32::from_ne_bytes([i.payload[0], i.payload[1], i.payload[2], i.payload[3]]);
-            let f = FileRef::get(fd)?;
+            let f = FileRef::get(i.i32_at(0).ok_or(EINVAL)?)?;
             // SAFETY: `f` holds a reference to a live file.
             if unsafe { (*(*f.as_ptr()).f_op).poll.is_none() } {
                 return Err(EINVAL);

@@ -65,6 +65,12 @@ impl<'a> Item<'a> {
         read_u64(self.payload, off).unwrap_or(0)
     }
 
+    /// The `int` at `off` inside the payload, if the payload holds it.
+    pub fn i32_at(&self, off: usize) -> Option<i32> {
+        let b = self.payload.get(off..off.checked_add(4)?)?;
+        Some(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     /// The payload of a valid string item without its terminating NUL.
     pub fn str_bytes(&self) -> &'a [u8] {
         match self.payload.split_last() {
@@ -209,8 +215,7 @@ pub fn validate(item: &Item<'_>) -> Result {
                 return Err(EINVAL);
             }
             // `int fd` at payload offset 16.
-            let fd = i32::from_ne_bytes([p[16], p[17], p[18], p[19]]);
-            if fd < 0 {
+            if item.i32_at(16).unwrap_or(-1) < 0 {
                 return Err(EBADF);
             }
             Ok(())

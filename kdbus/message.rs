@@ -102,33 +102,31 @@ impl Kmsg {
                 }
                 KDBUS_ITEM_PAYLOAD_MEMFD => {
                     let (start_off, len) = (i.u64_at(0), i.u64_at(8));
-                    let fd = i32::from_ne_bytes([
-                        i.payload[16],
-                        i.payload[17],
-                        i.payload[18],
-                        i.payload[19],
-                    ]);
-                    let f = FileRef::get(fd)?;
+                    let f = FileRef::get(i.i32_at(16).ok_or(EINVAL)?)?;
                     f.check_memfd(start_off, len)?;
                     files.push((f, payload_at + 16), GFP_KERNEL)?;
                     let minus_one = (-1i32).to_ne_bytes();
+                    let range = i.payload.get(..16).ok_or(EINVAL)?;
                     push_item(
                         &mut items,
                         KDBUS_ITEM_PAYLOAD_MEMFD,
-                        &[&i.payload[..16], &minus_one, &[0u8; 4]],
+                        &[range, &minus_one, &[0u8; 4]],
                     )?
                 }
                 KDBUS_ITEM_FDS => {
-                    for (k, chunk) in i.payload.chunks_exact(4).enumerate() {
-                        let fd = i32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                        let f = FileRef::get(fd)?;
+                    for k in 0..i.payload.len() / 4 {
+                        let f = FileRef::get(i.i32_at(4 * k).ok_or(EINVAL)?)?;
                         f.check_passable()?;
                         files.push((f, payload_at + 4 * k), GFP_KERNEL)?;
                         nfds += 1;
                     }
+                    // The sender's numbers mean nothing to receivers: -1
+                    // until RECV installs descriptors.
                     let at = items.len();
                     let size = push_item(&mut items, KDBUS_ITEM_FDS, &[i.payload])?;
-                    items[at + HEADER_SIZE..at + size].fill(0xff);
+                    if let Some(fds) = items.get_mut(at + HEADER_SIZE..at + size) {
+                        fds.fill(0xff);
+                    }
                     size
                 }
                 KDBUS_ITEM_BLOOM_FILTER | KDBUS_ITEM_DST_NAME => {
