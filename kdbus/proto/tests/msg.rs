@@ -12,7 +12,7 @@ fn push(buf: &mut Vec<u8>, ty: u32, payload: &[u8]) {
     buf.extend_from_slice(&(16 + payload.len() as u64).to_ne_bytes());
     buf.extend_from_slice(&(ty as u64).to_ne_bytes());
     buf.extend_from_slice(payload);
-    while buf.len() % 8 != 0 {
+    while !buf.len().is_multiple_of(8) {
         buf.push(0);
     }
 }
@@ -152,7 +152,7 @@ fn header_rules_in_spec_order() {
 fn payload_limits() {
     let ok = dbus();
     let big = (KDBUS_ITEM_PAYLOAD_VEC, vec_item(2 * 1024 * 1024, 0));
-    assert!(plan_of(ok, &[big.clone()], false).is_ok());
+    assert!(plan_of(ok, std::slice::from_ref(&big), false).is_ok());
     let one = (KDBUS_ITEM_PAYLOAD_VEC, vec_item(1, 0));
     assert_eq!(plan_of(ok, &[big, one], false).unwrap_err(), EMSGSIZE);
     let bad = (KDBUS_ITEM_PAYLOAD_VEC, vec_item(16, u64::MAX - 4));
