@@ -4,25 +4,34 @@
 //!
 //! The crate root only wires modules together. Pure protocol logic (no
 //! kernel calls; also built in userspace by `kdbus-proto` for tests):
-//! [`errno`], [`limits`], [`item`], [`cmd`], [`names`], [`bloom`], [`slices`].
-//! Kernel objects, one file each: [`domain`], [`bus`], [`endpoint`],
-//! [`connection`], [`pool`], [`handle`]; the filesystem is [`fs`]; the FFI
-//! glue is [`bindings`], [`cred`], [`wait`], [`error`].
+//! [`errno`], [`limits`], [`item`], [`cmd`], [`msg`], [`names`], [`bloom`],
+//! [`slices`], [`quota`]. Kernel objects, one file each: [`domain`],
+//! [`bus`], [`endpoint`], [`connection`], [`pool`], [`message`], [`queue`],
+//! [`reply`], [`handle`]; the filesystem is [`fs`]; the FFI glue is
+//! [`bindings`], [`cred`], [`file`], [`wait`], [`kvec`], [`error`].
 //!
 //! # Lock order
 //!
 //! Outer to inner; a lock may be taken while holding only locks above it:
 //!
 //! 1. `Handle::setup` (mutex; serialises setup ioctls, which copy from user
-//!    memory under it, so the mm's `mmap_lock` nests inside it)
-//! 2. parent inode lock (VFS, taken inside node creation/removal)
-//! 3. `Domain::inner`, `Bus::inner`, `Endpoint::inner`, `Connection::inner`,
-//!    `Pool::alloc`: leaf mutexes, never nested in one another. Teardown
-//!    takes what it needs out of an object under its lock, releases the
-//!    lock, then tears down the children.
-//! 4. `Handle::state` (spinlock): innermost; held only to read or set the
+//!    memory under it, so the mm's `mmap_lock` nests inside it).
+//! 2. The parent directory's inode lock (VFS, in node creation/removal).
+//! 3. `Domain::inner`, `Bus::inner`, `Endpoint::inner`: never nested in one
+//!    another nor held while another kdbus lock is taken. Teardown and
+//!    delivery take snapshots (`Bus::conns`) and work without them.
+//! 4. `Connection::inner`: may be held while taking `Pool::alloc`,
+//!    `Reply::state`, and while writing into the pool (shmem's own locks).
+//! 5. `Reply::state` (mutex, sleeping callers wait on its condvar), then
+//!    `Pool::alloc`: leaves.
+//! 6. `Handle::state` (spinlock): innermost; held only to read or set the
 //!    handle's state, never across a call that sleeps. `mmap` and `poll`
 //!    take it under `mmap_lock`/the poll machinery, never `Handle::setup`.
+//!
+//! `Connection::active` is an atomic read without locks; it is cleared under
+//! `Connection::inner`, so queueing under that lock never races with
+//! disconnect. Sleeping callers (synchronous SEND) hold no lock but their
+//! tracker's while they wait.
 
 use kernel::prelude::*;
 
