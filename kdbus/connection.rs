@@ -13,6 +13,7 @@ use crate::errno::{
     Result, EAGAIN, EBADSLT, EBUSY, ECOMM, ECONNRESET, EINVAL, EMLINK, EMSGSIZE, ENXIO, EOPNOTSUPP,
     EPERM, EPIPE, EREMOTEIO, ESRCH, ETIMEDOUT,
 };
+use crate::file::{CancelWatch, FileRef};
 use crate::item;
 use crate::kvec;
 use crate::limits::CONN_MAX_REQUESTS_PENDING;
@@ -586,8 +587,13 @@ impl Connection {
     }
 
     /// Waits for the reply of a synchronous call and publishes it.
-    pub(crate) fn wait_reply(&self, r: &Arc<Reply>) -> Result<Published> {
-        let result = r.wait(|| self.is_active());
+    pub(crate) fn wait_reply(&self, r: &Arc<Reply>, cancel: Option<FileRef>) -> Result<Published> {
+        let watch = cancel.map(CancelWatch::new).transpose()?;
+        let result = r.wait(
+            || self.is_active(),
+            || watch.as_ref().is_some_and(|w| w.fired()),
+        );
+        drop(watch);
         if matches!(result, Err(crate::errno::ERESTARTSYS)) {
             // Kept for the restarted SEND; the timeout worker drops it if
             // the caller never comes back.
@@ -617,7 +623,13 @@ impl Connection {
 
     /// Delivers a message this connection sends. Returns the reply of a
     /// synchronous call.
-    pub(crate) fn send(&self, kmsg: &Kmsg, named: bool, sync: bool) -> Result<Option<Published>> {
+    pub(crate) fn send(
+        &self,
+        kmsg: &Kmsg,
+        named: bool,
+        sync: bool,
+        cancel: Option<FileRef>,
+    ) -> Result<Option<Published>> {
         let h = &kmsg.header;
         let bus = &self.ep.bus;
         if h.is_broadcast() {
@@ -676,7 +688,7 @@ impl Connection {
                 self.arm_timer(deadline);
                 return Ok(None);
             }
-            return self.wait_reply(&r).map(Some);
+            return self.wait_reply(&r, cancel).map(Some);
         }
         self.copy_to_monitors(kmsg);
         dst.queue(kmsg, None).map(|()| None)

@@ -4,7 +4,9 @@
 //! installation of descriptors in a receiving process.
 
 use crate::bindings;
-use crate::errno::{Errno, Result, EBADF, EFAULT, EMEDIUMTYPE, EOPNOTSUPP, ETXTBSY};
+use crate::errno::{Errno, Result, EBADF, EFAULT, EINVAL, EMEDIUMTYPE, EOPNOTSUPP, ETXTBSY};
+use kernel::prelude::*;
+use kernel::types::Opaque;
 
 /// `F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE`.
 const MEMFD_SEALS: u32 = 0x1 | 0x2 | 0x4 | 0x8;
@@ -132,5 +134,100 @@ impl Drop for FdSlot {
     fn drop(&mut self) {
         // SAFETY: the number was reserved and never installed.
         unsafe { bindings::put_unused_fd(self.fd as u32) };
+    }
+}
+
+/// A CANCEL_FD being watched by a sleeping synchronous caller (message.md
+/// 3): the caller's task is queued on the file's poll wait queue, so a write
+/// that makes the file readable wakes it.
+///
+/// # Invariants
+///
+/// `pt` is initialised with [`watch_queue`]; `head`, once set, is the queue
+/// `entry` was added to, and `entry` is removed from it before `self` goes.
+#[repr(C)]
+#[pin_data(PinnedDrop)]
+pub(crate) struct CancelWatch {
+    #[pin]
+    pt: Opaque<bindings::poll_table_struct>,
+    #[pin]
+    entry: Opaque<bindings::wait_queue_entry>,
+    head: core::cell::Cell<*mut bindings::wait_queue_head>,
+    file: FileRef,
+}
+
+/// `poll_table` callback: queue the current task on the file's wait queue.
+///
+/// # Safety
+///
+/// `pt` is the `pt` of a live [`CancelWatch`] and `wq` a live wait queue.
+unsafe extern "C" fn watch_queue(
+    _file: *mut bindings::file,
+    wq: *mut bindings::wait_queue_head,
+    pt: *mut bindings::poll_table_struct,
+) {
+    // `pt` is the first field of the #[repr(C)] watch.
+    // SAFETY: per the function's contract.
+    let w = unsafe { &*pt.cast::<CancelWatch>() };
+    if !w.head.get().is_null() {
+        return;
+    }
+    w.head.set(wq);
+    // SAFETY: `entry` is pinned in `w`, which outlives the registration
+    // (removed in drop); the entry wakes the task that set up the watch.
+    unsafe {
+        bindings::kdbus_init_waitqueue_entry(w.entry.get());
+        bindings::add_wait_queue(wq, w.entry.get());
+    }
+}
+
+impl CancelWatch {
+    /// Resolves a CANCEL_FD item's descriptor: `EBADF` if it is not open,
+    /// `EINVAL` if the file cannot be polled.
+    pub(crate) fn check(fd: i32) -> Result<FileRef> {
+        let f = FileRef::get(fd)?;
+        // SAFETY: `f` holds a reference to a live file.
+        if unsafe { (*(*f.as_ptr()).f_op).poll.is_none() } {
+            return Err(EINVAL);
+        }
+        Ok(f)
+    }
+
+    /// Starts watching `file` for the current task.
+    pub(crate) fn new(file: FileRef) -> Result<Pin<KBox<Self>>> {
+        let w = KBox::pin_init(
+            pin_init!(CancelWatch {
+                // SAFETY: `slot` is valid memory for a poll table.
+                pt <- Opaque::ffi_init(|slot| unsafe {
+                    bindings::kdbus_init_poll_funcptr(slot, Some(watch_queue))
+                }),
+                entry: Opaque::uninit(),
+                head: core::cell::Cell::new(core::ptr::null_mut()),
+                file,
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: the file is live; `pt` belongs to the pinned watch.
+        unsafe { bindings::kdbus_vfs_poll(w.file.as_ptr(), w.pt.get()) };
+        Ok(w)
+    }
+
+    /// Whether the watched file is readable.
+    pub(crate) fn fired(&self) -> bool {
+        // SAFETY: the file is live; a null table only queries the mask.
+        let mask = unsafe { bindings::kdbus_vfs_poll(self.file.as_ptr(), core::ptr::null_mut()) };
+        mask & bindings::POLLIN != 0
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for CancelWatch {
+    fn drop(self: Pin<&mut Self>) {
+        let head = self.head.get();
+        if !head.is_null() {
+            // SAFETY: `entry` was added to `head` by `watch_queue` (the file
+            // we hold keeps the queue alive).
+            unsafe { bindings::remove_wait_queue(head, self.entry.get()) };
+        }
     }
 }

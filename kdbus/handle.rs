@@ -12,7 +12,7 @@ use crate::endpoint::Endpoint;
 use crate::errno::{
     Result, EAGAIN, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN,
 };
-use crate::file::FileRef;
+use crate::file::CancelWatch;
 use crate::fs::Node;
 use crate::limits::CMD_MAX_SIZE;
 use crate::message::Kmsg;
@@ -379,13 +379,10 @@ impl Handle {
             arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS))?;
             return arg.write_u64(OFF_RETURN_FLAGS, 0);
         }
-        if let Some(i) = c.item(KDBUS_ITEM_CANCEL_FD) {
-            let f = FileRef::get(i.i32_at(0).ok_or(EINVAL)?)?;
-            // SAFETY: `f` holds a reference to a live file.
-            if unsafe { (*(*f.as_ptr()).f_op).poll.is_none() } {
-                return Err(EINVAL);
-            }
-        }
+        let cancel = match c.item(KDBUS_ITEM_CANCEL_FD) {
+            Some(i) => Some(CancelWatch::check(i.i32_at(0).ok_or(EINVAL)?)?),
+            None => None,
+        };
         let sync = c.flags & KDBUS_SEND_SYNC_REPLY as u64 != 0;
         let header = msg::Header::read(m.buf);
         let resumed = if sync && header.expects_reply() {
@@ -394,7 +391,7 @@ impl Handle {
             None
         };
         let reply = match resumed {
-            Some(r) => Some(conn.wait_reply(&r)?),
+            Some(r) => Some(conn.wait_reply(&r, cancel)?),
             None => {
                 let bus = &conn.ep.bus;
                 let plan = msg::plan(&m, conn.id, sync, bus.bloom.size, |a, n| {
@@ -410,7 +407,7 @@ impl Handle {
                     bus.next_seq(),
                     conn.description(),
                 )?;
-                conn.send(&kmsg, plan.dst_name.is_some(), sync)?
+                conn.send(&kmsg, plan.dst_name.is_some(), sync, cancel)?
             }
         };
         let info = match reply {

@@ -42,3 +42,8 @@ bool kdbus_is_unix_socket(struct file *file)
 
 	return sock && sock->sk && sock->sk->sk_family == AF_UNIX;
 }
+void kdbus_init_poll_funcptr(struct poll_table_struct *pt,
+			     void (*qproc)(struct file *, struct wait_queue_head *,
+					   struct poll_table_struct *)) { init_poll_funcptr(pt, qproc); }
+unsigned int kdbus_vfs_poll(struct file *file, struct poll_table_struct *pt) { return vfs_poll(file, pt); }
+void kdbus_init_waitqueue_entry(struct wait_queue_entry *entry) { init_waitqueue_entry(entry, current); }

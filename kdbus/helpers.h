@@ -38,5 +38,11 @@ bool kdbus_is_shmem_file(struct file *file);
 unsigned int kdbus_shmem_seals(struct file *file);
 s64 kdbus_file_size(struct file *file);
 bool kdbus_is_unix_socket(struct file *file);
+struct wait_queue_entry;
+void kdbus_init_poll_funcptr(struct poll_table_struct *pt,
+			     void (*qproc)(struct file *, struct wait_queue_head *,
+					   struct poll_table_struct *));
+unsigned int kdbus_vfs_poll(struct file *file, struct poll_table_struct *pt);
+void kdbus_init_waitqueue_entry(struct wait_queue_entry *entry);
 
 #endif

@@ -6,7 +6,7 @@
 //! reply, a timeout, or the callee's death or RECV_DROP; a call's queue
 //! entry at the callee also points at it. Synchronous callers sleep on it.
 
-use crate::errno::{Result, ECONNRESET, ERESTARTSYS, ETIMEDOUT};
+use crate::errno::{Result, ECANCELED, ECONNRESET, ERESTARTSYS, ETIMEDOUT};
 use crate::queue::Entry;
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
@@ -117,8 +117,13 @@ impl Reply {
     }
 
     /// Sleeps until the tracker completes (message.md 8.2 step 4).
-    /// `caller_active` tells whether the caller is still connected.
-    pub(crate) fn wait(&self, caller_active: impl Fn() -> bool) -> Result<Entry> {
+    /// `caller_active` tells whether the caller is still connected,
+    /// `cancelled` whether its CANCEL_FD became readable.
+    pub(crate) fn wait(
+        &self,
+        caller_active: impl Fn() -> bool,
+        cancelled: impl Fn() -> bool,
+    ) -> Result<Entry> {
         let mut g = self.state.lock();
         loop {
             if !caller_active() {
@@ -128,6 +133,10 @@ impl Reply {
                 if let State::Done(r) = core::mem::replace(&mut *g, State::Taken) {
                     return r;
                 }
+            }
+            if cancelled() {
+                *g = State::Taken;
+                return Err(ECANCELED);
             }
             if kernel::current!().signal_pending() {
                 *g = State::Interrupted;
