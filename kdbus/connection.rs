@@ -260,9 +260,12 @@ impl Connection {
                 return Err(e.into());
             }
         };
-        // From here on, `disconnect` undoes everything.
+        // Until it is linked into the bus nobody can see the connection:
+        // undo without the disconnect sequence and its notifications.
         let undo = |e| {
-            conn.disconnect();
+            conn.active.store(false, Ordering::Release);
+            ep.unlink(&conn);
+            domain.uncharge(charged_uid, Charge::Conn);
             Err(e)
         };
 
@@ -289,6 +292,7 @@ impl Connection {
         if let Err(e) = bus.link_conn(&conn) {
             return undo(e);
         }
+        // Linked: from here on, `disconnect` undoes everything.
         if !conn.is_monitor() {
             conn.notify_id(KDBUS_ITEM_ID_ADD);
         }
