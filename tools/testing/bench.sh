@@ -21,17 +21,16 @@
 # because of a slow ratio), or run-vm.sh's when the VM run itself failed.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-cd "$KDBUS_ROOT"
 
 usage() { sed -n '4,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "bench: $*" >&2; }
 
-budget=120 ko='' log=build/bench/vm.log verbose=0 bench_args=()
+budget=120 ko='' log=$KDBUS_ROOT/build/bench/vm.log verbose=0 bench_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --budget)  budget=${2:?--budget needs seconds}; shift 2 ;;
-    --ko)      ko=${2:?--ko needs a path}; shift 2 ;;
-    --log)     log=${2:?--log needs a path}; shift 2 ;;
+    --ko)      ko=$(realpath -m "${2:?--ko needs a path}"); shift 2 ;;
+    --log)     log=$(realpath -m "${2:?--log needs a path}"); shift 2 ;;
     --verbose) verbose=1; shift ;;
     --) shift; bench_args=("$@"); break ;;
     -h|--help) usage ;;
@@ -39,13 +38,16 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$budget" in ''|*[!0-9]*|0) say "--budget needs a positive whole number of seconds"; exit 2 ;; esac
+cd "$KDBUS_ROOT"
 
 bash tools/testing/setup-host.sh >&2
 say "release kernel (cached after the first build)"
 bash tools/testing/build-kernel.sh release >/dev/null
 if [ -z "$ko" ]; then
   say "kdbus.ko (release)"
-  ko=$(bash tools/testing/build-module.sh release)
+  ko=$(bash tools/testing/build-module.sh release) || {
+    say "building kdbus.ko failed (see above; the module may be mid-edit): retry later or pass --ko PATH"
+    exit 1; }
 fi
 [ -f "$ko" ] || { say "module $ko not found"; exit 2; }
 
