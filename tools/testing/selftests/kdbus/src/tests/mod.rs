@@ -2,10 +2,21 @@
 
 mod bus_make;
 mod conn;
+mod disconnect;
+mod fds;
 mod fs;
 mod hello;
+mod info;
+mod memfd;
 mod mmap;
+mod pool;
+mod quota;
+mod race;
+mod recv;
+mod reply;
+mod send;
 mod teardown;
+mod util;
 
 use kdbus::{uapi, CmdBuf, Errno};
 
@@ -85,6 +96,113 @@ pub static TESTS: &[Test] = &[
     ("fs-statfs-magic", fs::statfs_magic),
     ("fs-nodes", fs::nodes),
     ("fs-read-write", fs::read_write),
+    // KDBUS_CMD_SEND
+    ("send-basic", send::basic),
+    ("send-to-self", send::to_self),
+    ("send-src-id", send::src_id),
+    ("send-payload-type", send::payload_type),
+    ("send-msg-flags", send::msg_flags),
+    ("send-call-header", send::call_header),
+    ("send-signal-header", send::signal_header),
+    ("send-unicast-signal-dropped", send::unicast_signal_dropped),
+    ("send-destination", send::destination),
+    ("send-peer-gone", send::peer_gone),
+    ("send-msg-size", send::msg_size),
+    ("send-cmd", send::cmd_send),
+    ("send-item-framing", send::item_framing),
+    ("send-unpadded-size", send::unpadded_size),
+    ("send-vec-limits", send::vec_limits),
+    ("send-vec-efault", send::vec_efault),
+    ("send-negotiate", send::negotiate),
+    ("send-not-ordinary", send::not_ordinary),
+    ("send-validation-order", send::validation_order),
+    ("send-header-passthrough", send::header_passthrough),
+    // KDBUS_CMD_RECV, delivered layout, poll
+    ("recv-empty", recv::empty),
+    ("recv-fifo", recv::fifo),
+    ("recv-priority", recv::priority),
+    ("recv-priority-threshold", recv::priority_threshold),
+    ("recv-peek", recv::peek),
+    ("recv-drop", recv::drop_oldest),
+    ("recv-drop-after-peek", recv::drop_after_peek),
+    ("recv-cmd", recv::cmd),
+    ("recv-layout-example", recv::layout_example),
+    ("recv-layout-no-metadata", recv::layout_no_metadata),
+    ("recv-layout-unaligned", recv::layout_unaligned),
+    ("recv-no-payload", recv::no_payload),
+    ("recv-timestamp", recv::timestamp),
+    ("recv-update-attach", recv::update_attach),
+    ("recv-sender-gone", recv::sender_gone),
+    ("recv-poll", recv::poll),
+    ("recv-epoll", recv::epoll),
+    ("recv-poll-wakeup", recv::poll_wakeup),
+    // pool slices
+    ("pool-free-rules", pool::free_rules),
+    ("pool-sequential", pool::sequential),
+    ("pool-reuse", pool::reuse),
+    ("pool-best-fit", pool::best_fit),
+    ("pool-full", pool::full),
+    // FDs and memfds
+    ("fds-pass", fds::pass),
+    ("fds-no-accept", fds::no_accept),
+    ("fds-limit", fds::limit),
+    ("fds-bad-fd", fds::bad_fd),
+    ("fds-refused-types", fds::refused_types),
+    ("fds-peek", fds::peek),
+    ("fds-in-flight-release", fds::in_flight_release),
+    ("fds-incomplete", fds::incomplete),
+    ("fds-sync-reply", fds::sync_reply),
+    ("memfd-pass", memfd::pass),
+    ("memfd-range", memfd::range),
+    ("memfd-seals", memfd::seals),
+    ("memfd-not-memfd", memfd::not_memfd),
+    ("memfd-limit", memfd::limit),
+    ("memfd-peek", memfd::peek),
+    ("memfd-sender-closes", memfd::sender_closes),
+    // calls, replies, notifications
+    ("reply-basic", reply::basic),
+    ("reply-unsolicited", reply::unsolicited),
+    ("reply-timeout", reply::timeout),
+    ("reply-timeout-past", reply::timeout_past),
+    ("reply-timeout-order", reply::timeout_order),
+    ("reply-cancels-timeout", reply::reply_cancels_timeout),
+    ("reply-dead-disconnect", reply::dead_on_disconnect),
+    ("reply-dead-drop", reply::dead_on_drop),
+    ("reply-caller-gone", reply::caller_gone),
+    ("reply-max-pending", reply::max_pending),
+    ("sync-basic", reply::sync_basic),
+    ("sync-immediate-errors", reply::sync_immediate_errors),
+    ("sync-timeout", reply::sync_timeout),
+    ("sync-callee-dead", reply::sync_callee_dead),
+    ("sync-cancel", reply::sync_cancel),
+    ("sync-caller-disconnect", reply::sync_caller_disconnect),
+    ("sync-eintr", reply::sync_eintr),
+    ("sync-restart", reply::sync_restart),
+    ("sync-resume-after-reply", reply::sync_resume_after_reply),
+    // CONN_INFO, BUS_CREATOR_INFO, LIST, UPDATE
+    ("info-conn-info", info::conn_info),
+    ("info-conn-info-errors", info::conn_info_errors),
+    ("info-monitor-visibility", info::monitor_visibility),
+    ("info-bus-creator", info::bus_creator_info),
+    ("info-bus-creator-errors", info::bus_creator_info_errors),
+    ("info-list", info::list),
+    ("info-list-errors", info::list_errors),
+    ("info-update", info::update),
+    // receive quotas
+    ("quota-bytes", quota::bytes),
+    ("quota-messages", quota::messages),
+    ("quota-fds", quota::fds),
+    ("quota-other-user", quota::other_user),
+    // disconnects
+    ("disconnect-byebye-busy", disconnect::byebye_busy),
+    ("disconnect-process-death", disconnect::process_death),
+    ("disconnect-caller-byebye", disconnect::caller_byebye),
+    // races
+    ("race-many-senders", race::many_senders),
+    ("race-many-receivers", race::many_receivers),
+    ("race-sync-vs-callee-close", race::sync_vs_callee_close),
+    ("race-sync-vs-caller-byebye", race::sync_vs_caller_byebye),
+    ("race-send-vs-close", race::send_vs_close),
 ];
 
 /// `KDBUS_ITEM_*` constants as `u64`.

@@ -1,0 +1,471 @@
+//! Helpers shared by the message-path tests (SEND/RECV, pool, fds, memfds,
+//! replies, info, quotas, races).
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kdbus::consts::*;
+use kdbus::{
+    monotonic_ns, poll_once, Connection, Errno, Layout, Message, MsgBuilder, MsgInfo, PollFlags,
+    Received, SendReply,
+};
+
+use crate::check::{errno_name, expect_errno, expect_ok, TestResult};
+use crate::ctx::{Ctx, POOL_SIZE};
+use crate::{ensure, ensure_eq};
+
+/// A connection on the test bus with HELLO `flags`, `attach_flags_recv`
+/// and the default pool size.
+pub fn hello(ctx: &Ctx, flags: u64, attach_recv: u64) -> Result<Connection, String> {
+    hello_pool(ctx, flags, attach_recv, POOL_SIZE)
+}
+
+/// A connection on the test bus with the given pool size.
+pub fn hello_pool(
+    ctx: &Ctx,
+    flags: u64,
+    attach_recv: u64,
+    pool: u64,
+) -> Result<Connection, String> {
+    expect_ok(
+        &format!("HELLO flags {flags:#x} attach_recv {attach_recv:#x} pool {pool:#x}"),
+        Connection::hello(ctx.endpoint(), flags, 0, attach_recv, pool),
+    )
+}
+
+/// A connection with its HELLO slice already freed (so the pool is one free
+/// region).
+pub fn hello_clean(
+    ctx: &Ctx,
+    flags: u64,
+    attach_recv: u64,
+    pool: u64,
+) -> Result<Connection, String> {
+    let c = hello_pool(ctx, flags, attach_recv, pool)?;
+    expect_ok("FREE of the HELLO slice", c.free(c.hello_reply().offset))?;
+    Ok(c)
+}
+
+/// Sends `m` (SEND flags 0) and checks the plain-send output: `reply` is
+/// the empty marker and `return_flags` is 0.
+pub fn send(c: &Connection, m: &MsgBuilder, what: &str) -> Result<SendReply, String> {
+    let r = expect_ok(what, c.send(m, 0))?;
+    ensure!(
+        r.reply.is_empty_marker(c.pool_size()),
+        "{what}: kdbus_cmd_send.reply is {:?}, expected the empty marker {{offset {:#x}, 0, 0}}",
+        r.reply,
+        c.pool_size()
+    );
+    ensure_eq!(r.return_flags, 0, "{what}: kdbus_cmd_send.return_flags");
+    Ok(r)
+}
+
+/// Expects `m` to be refused with `want`.
+pub fn send_err(c: &Connection, m: &MsgBuilder, want: Errno, what: &str) -> TestResult {
+    expect_errno(what, c.send(m, 0), want)
+}
+
+/// Receives one message (no flags), which must be there.
+pub fn recv<'a>(c: &'a Connection, what: &str) -> Result<Received<'a>, String> {
+    recv_flags(c, 0, 0, what)
+}
+
+/// RECV with flags and priority, which must succeed.
+pub fn recv_flags<'a>(
+    c: &'a Connection,
+    flags: u64,
+    prio: i64,
+    what: &str,
+) -> Result<Received<'a>, String> {
+    expect_ok(&format!("RECV ({what})"), c.recv(flags, prio))
+}
+
+/// Expects an empty queue (RECV fails with EAGAIN).
+pub fn expect_empty(c: &Connection, what: &str) -> TestResult {
+    expect_errno(
+        &format!("RECV on an empty queue ({what})"),
+        c.recv(0, 0),
+        Errno::EAGAIN,
+    )
+}
+
+/// Parses a received message, failing the test on malformed data.
+pub fn parse<'a>(r: &Received<'a>, what: &str) -> Result<Message<'a>, String> {
+    r.message()
+        .map_err(|e| format!("{what}: malformed message at {:?}: {e}", r.info()))
+}
+
+/// Parses the message in the slice `info` of `c`'s pool.
+pub fn parse_at<'a>(c: &'a Connection, info: &MsgInfo, what: &str) -> Result<Message<'a>, String> {
+    c.message(info)
+        .map_err(|e| format!("{what}: malformed message at {info:?}: {e}"))
+}
+
+/// Receives one message, checks it came from `src` with `cookie`, and
+/// returns its data bytes; FREEs the slice.
+pub fn recv_data(c: &Connection, src: u64, cookie: u64, what: &str) -> Result<Vec<u8>, String> {
+    let r = recv(c, what)?;
+    let m = parse(&r, what)?;
+    ensure_eq!(m.src_id, src, "{what}: src_id");
+    ensure_eq!(m.cookie, cookie, "{what}: cookie");
+    let d = m.data().map_err(|e| format!("{what}: {e}"))?;
+    expect_ok(&format!("FREE ({what})"), r.free())?;
+    Ok(d)
+}
+
+/// Checks a delivered message against the expected layout: `size`, the
+/// PAYLOAD_OFF items, the slice size, and that every byte between
+/// `msg.size` and the end of the slice that is not vector data is zero.
+pub fn check_layout(m: &Message, info: &MsgInfo, want: &Layout, what: &str) -> TestResult {
+    ensure_eq!(m.size, want.msg_size, "{what}: delivered kdbus_msg.size");
+    let offs: Vec<Option<(u64, u64)>> = want.payload_offs.iter().map(|p| Some(*p)).collect();
+    ensure_eq!(
+        m.payload_offs(),
+        offs,
+        "{what}: PAYLOAD_OFF items {{size, offset}}"
+    );
+    ensure_eq!(
+        info.msg_size,
+        want.slice_size,
+        "{what}: msg_info.msg_size (slice size)"
+    );
+    ensure_eq!(
+        m.slice.len() as u64,
+        want.slice_size,
+        "{what}: slice length"
+    );
+    // Zero padding and null-vector bytes: everything in the tail not
+    // covered by a data vector.
+    let mut covered = vec![false; m.slice.len()];
+    for (size, offset) in &want.payload_offs {
+        if *offset != kdbus::PAYLOAD_OFF_NULL {
+            for b in &mut covered[*offset as usize..(*offset + *size) as usize] {
+                *b = true;
+            }
+        }
+    }
+    for (i, byte) in m.slice.iter().enumerate().skip(m.size as usize) {
+        ensure!(
+            covered[i] || *byte == 0,
+            "{what}: byte {i} of the slice (padding or null-vector area) is {byte:#x}, not 0"
+        );
+    }
+    Ok(())
+}
+
+/// An absolute CLOCK_MONOTONIC deadline `ms` milliseconds from now.
+pub fn deadline_in(ms: u64) -> u64 {
+    monotonic_ns() + ms * 1_000_000
+}
+
+/// Waits up to `ms` for POLLIN on `c`.
+pub fn wait_readable(c: &Connection, ms: u64) -> bool {
+    let end = Instant::now() + Duration::from_millis(ms);
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let t = left.as_millis().min(u16::MAX as u128) as u16;
+        match poll_once(c, PollFlags::POLLIN, t) {
+            Ok(ev) if ev.contains(PollFlags::POLLIN) => return true,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+    }
+}
+
+/// Waits up to `ms` for POLLIN on `c` and fails the test otherwise.
+pub fn expect_readable(c: &Connection, ms: u64, what: &str) -> TestResult {
+    ensure!(
+        wait_readable(c, ms),
+        "{what}: connection {} not readable (POLLIN) within {ms} ms",
+        c.id()
+    );
+    Ok(())
+}
+
+/// A sealable memfd holding `content`, with `seals` added (`F_ADD_SEALS`,
+/// skipped for 0).
+pub fn memfd(content: &[u8], seals: i32) -> Result<OwnedFd, String> {
+    let name = CString::new("kdbus-test").unwrap();
+    // SAFETY: plain syscall with a valid NUL-terminated name.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", errno_name(Errno::last())));
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut off = 0;
+    while off < content.len() {
+        let n = expect_ok(
+            "write to the memfd",
+            nix::unistd::write(&fd, &content[off..]),
+        )?;
+        off += n;
+    }
+    if seals != 0 {
+        // SAFETY: fcntl on an owned descriptor.
+        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+        if r < 0 {
+            return Err(format!(
+                "F_ADD_SEALS {seals:#x}: {}",
+                errno_name(Errno::last())
+            ));
+        }
+    }
+    Ok(fd)
+}
+
+/// Reads `len` bytes at `off` of `fd` with pread.
+pub fn pread_all(fd: RawFd, off: u64, len: usize) -> Result<Vec<u8>, String> {
+    let mut buf = vec![0u8; len];
+    // SAFETY: the buffer is valid for `len` bytes.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), len, off as libc::off_t) };
+    if n < 0 {
+        return Err(format!("pread on fd {fd}: {}", errno_name(Errno::last())));
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// `(st_dev, st_ino)` of a descriptor.
+pub fn file_id(fd: RawFd) -> Result<(u64, u64), String> {
+    // SAFETY: fstat into a zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes.
+    let r = unsafe { libc::fstat(fd, &mut st) };
+    if r < 0 {
+        return Err(format!("fstat on fd {fd}: {}", errno_name(Errno::last())));
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Whether `fd` is open in this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD has no side effects.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Whether `fd` has FD_CLOEXEC set.
+pub fn fd_cloexec(fd: RawFd) -> Result<bool, String> {
+    // SAFETY: F_GETFD has no side effects.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if r < 0 {
+        return Err(format!("F_GETFD on fd {fd}: {}", errno_name(Errno::last())));
+    }
+    Ok(r & libc::FD_CLOEXEC != 0)
+}
+
+/// The number of open descriptors of this process.
+pub fn open_fd_count() -> Result<usize, String> {
+    let n = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("read /proc/self/fd: {e}"))?
+        .count();
+    Ok(n - 1) // the directory's own descriptor
+}
+
+/// Closes descriptors handed to us by the kernel (ignores -1).
+pub fn close_fds(fds: &[i32]) {
+    for &fd in fds {
+        if fd >= 0 {
+            // SAFETY: the descriptor was installed for us and is not owned
+            // by any Rust object.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// A non-blocking pipe `(read end, write end)`.
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    expect_ok(
+        "pipe2",
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK),
+    )
+}
+
+/// An eventfd (non-blocking, close-on-exec).
+pub fn eventfd() -> Result<OwnedFd, String> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(format!("eventfd: {}", errno_name(Errno::last())));
+    }
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads from a non-blocking descriptor: `Ok(Some(n))` bytes, `Ok(None)`
+/// for EAGAIN.
+pub fn try_read(fd: impl AsFd, buf: &mut [u8]) -> Result<Option<usize>, String> {
+    match nix::unistd::read(fd, buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(format!("read: {}", errno_name(e))),
+    }
+}
+
+/// Waits up to `ms` until the pipe read end `rd` reports EOF (every write
+/// end closed); returns whether it did.
+pub fn wait_pipe_eof(rd: &OwnedFd, ms: u64) -> Result<bool, String> {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut buf = [0u8; 64];
+    loop {
+        if try_read(rd, &mut buf)? == Some(0) {
+            return Ok(true);
+        }
+        if Instant::now() >= end {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Signal handler bookkeeping for the interrupted-call tests.
+pub static SIGNAL_HITS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNAL_HITS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Installs a counting SIGUSR1 handler, with or without `SA_RESTART`.
+pub fn install_sigusr1(restart: bool) -> TestResult {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let flags = if restart {
+        SaFlags::SA_RESTART
+    } else {
+        SaFlags::empty()
+    };
+    let act = SigAction::new(SigHandler::Handler(count_signal), flags, SigSet::empty());
+    // SAFETY: the handler only touches an atomic.
+    expect_ok("sigaction(SIGUSR1)", unsafe {
+        sigaction(Signal::SIGUSR1, &act)
+    })
+    .map(drop)
+}
+
+/// The calling thread's pthread id (to signal it from another thread).
+pub fn this_thread() -> libc::pthread_t {
+    // SAFETY: no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+/// Sends SIGUSR1 to thread `t`.
+pub fn signal_thread(t: libc::pthread_t) -> TestResult {
+    // SAFETY: `t` is a live thread of this process (the caller keeps it
+    // alive until joined).
+    let r = unsafe { libc::pthread_kill(t, libc::SIGUSR1) };
+    ensure_eq!(r, 0, "pthread_kill");
+    Ok(())
+}
+
+/// Waits until `SIGNAL_HITS` reaches `n` (up to `ms`).
+pub fn wait_signal_hits(n: usize, ms: u64) -> TestResult {
+    let end = Instant::now() + Duration::from_millis(ms);
+    while SIGNAL_HITS.load(Ordering::SeqCst) < n {
+        ensure!(
+            Instant::now() < end,
+            "signal handler ran {} times, expected {n}",
+            SIGNAL_HITS.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// A plain message to `dst` with `cookie` and one data vector.
+pub fn msg(dst: u64, cookie: u64, data: &[u8]) -> MsgBuilder {
+    MsgBuilder::new(dst).cookie(cookie).vec(data)
+}
+
+/// A method call to `dst` with `cookie` and a deadline `ms` from now.
+pub fn call(dst: u64, cookie: u64, ms: u64) -> MsgBuilder {
+    MsgBuilder::new(dst)
+        .cookie(cookie)
+        .call(deadline_in(ms))
+        .vec(b"call")
+}
+
+/// A reply to call `cookie` of `caller`.
+pub fn reply(caller: u64, cookie: u64, reply_cookie: u64) -> MsgBuilder {
+    MsgBuilder::new(caller)
+        .cookie(reply_cookie)
+        .cookie_reply(cookie)
+        .vec(b"reply")
+}
+
+/// A message whose delivered slice (receiver without metadata) is exactly
+/// `slice` bytes: one data vector after the 96-byte header+item part.
+/// `slice` must be a multiple of 8 and at least 104.
+pub fn msg_with_slice(dst: u64, cookie: u64, slice: usize) -> MsgBuilder {
+    assert!(slice >= 104 && slice.is_multiple_of(8));
+    let m = msg(dst, cookie, &vec![0x5a; slice - 96]);
+    debug_assert_eq!(m.delivered_layout(&[]).slice_size, slice as u64);
+    m
+}
+
+/// Checks a kernel notification of type `item_ty` (REPLY_TIMEOUT or
+/// REPLY_DEAD) for the call `cookie` made by `caller` (message.md 12): 120
+/// bytes, src 0, payload type 0, one 16-byte item then a TIMESTAMP.
+pub fn check_reply_notification(
+    m: &Message,
+    info: &MsgInfo,
+    caller: u64,
+    cookie: u64,
+    item_ty: u64,
+    what: &str,
+) -> TestResult {
+    ensure_eq!(m.src_id, 0, "{what}: src_id of a kernel notification");
+    ensure_eq!(m.payload_type, 0, "{what}: payload_type");
+    ensure_eq!(m.dst_id, caller, "{what}: dst_id");
+    ensure_eq!(m.flags, 0, "{what}: flags");
+    ensure_eq!(m.priority, 0, "{what}: priority");
+    ensure_eq!(m.cookie, 0, "{what}: cookie");
+    ensure_eq!(m.cookie_reply(), cookie, "{what}: cookie_reply");
+    ensure_eq!(
+        m.item_types(),
+        vec![item_ty, ITEM_TIMESTAMP],
+        "{what}: item types"
+    );
+    ensure_eq!(m.items[0].size, 16, "{what}: notification item size");
+    ensure_eq!(m.items[1].size, 40, "{what}: TIMESTAMP item size");
+    ensure_eq!(m.size, 120, "{what}: kdbus_msg.size");
+    ensure_eq!(info.msg_size, 120, "{what}: slice size");
+    Ok(())
+}
+
+/// Receives the next message and checks that it is a notification of type
+/// `item_ty` for `cookie`; FREEs it and returns its timestamp.
+pub fn recv_reply_notification(
+    c: &Connection,
+    cookie: u64,
+    item_ty: u64,
+    what: &str,
+) -> Result<kdbus::Timestamp, String> {
+    let r = recv(c, what)?;
+    let m = parse(&r, what)?;
+    check_reply_notification(&m, &r.info(), c.id(), cookie, item_ty, what)?;
+    let ts = m
+        .timestamp()
+        .ok_or(format!("{what}: no TIMESTAMP payload"))?;
+    expect_ok("FREE of the notification", r.free())?;
+    Ok(ts)
+}
+
+/// An ID that no connection has (and that is not the broadcast ID).
+pub const NO_SUCH_ID: u64 = 0x7fff_ffff_0000_0001;
+
+/// Connects a MONITOR (needs owner rights; skips the test if the module
+/// refuses monitors with EOPNOTSUPP).
+pub fn monitor(ctx: &Ctx) -> Result<Connection, String> {
+    match Connection::hello(ctx.endpoint(), HELLO_MONITOR, 0, 0, POOL_SIZE) {
+        Ok(c) => Ok(c),
+        Err(Errno::EOPNOTSUPP) => {
+            Err(crate::check::skip("HELLO of a MONITOR connection returns EOPNOTSUPP").unwrap_err())
+        }
+        Err(e) => Err(format!("HELLO of a monitor: {}", errno_name(e))),
+    }
+}
