@@ -180,10 +180,22 @@ fn measure_cell(o: &Opts, cell: &str, slice: Duration, variants: &mut [Variant])
     }
 }
 
+/// Rounds that disagree by more than this (half spread, percent) mark a
+/// figure as noisy.
+const NOISY_PCT: f64 = 25.0;
+
+fn noisy_mark(s: &Stat) -> &'static str {
+    if s.spread_pct() > NOISY_PCT {
+        "*"
+    } else {
+        " "
+    }
+}
+
 fn fmt_rate(o: &Outcome) -> String {
     match (o, o.stat()) {
         (Outcome::Failed(f), _) => f.code(),
-        (_, Some(s)) => format!("{:.0} ±{:.0}%", s.per_s(), s.spread_pct()),
+        (_, Some(s)) => format!("{:.0} ±{:.0}%{}", s.per_s(), s.spread_pct(), noisy_mark(s)),
         _ => "-".into(),
     }
 }
@@ -191,8 +203,36 @@ fn fmt_rate(o: &Outcome) -> String {
 fn fmt_ms(o: &Outcome) -> String {
     match (o, o.stat()) {
         (Outcome::Failed(f), _) => f.code(),
-        (_, Some(s)) => format!("{:.3} ±{:.0}%", s.ms(), s.spread_pct()),
+        (_, Some(s)) => format!("{:.3} ±{:.0}%{}", s.ms(), s.spread_pct(), noisy_mark(s)),
         _ => "-".into(),
+    }
+}
+
+/// The largest spread of the measured outcomes, as a BENCH field.
+fn spread_field(outs: &[&Outcome]) -> String {
+    let m = outs
+        .iter()
+        .filter_map(|o| o.stat())
+        .map(Stat::spread_pct)
+        .fold(f64::NAN, f64::max);
+    if m.is_nan() {
+        String::new()
+    } else {
+        format!(" spread_pct={m:.0}")
+    }
+}
+
+/// Says what a `*` means, if any figure of `outs` has one.
+fn noisy_note<'a>(outs: impl Iterator<Item = &'a Outcome>) {
+    let n = outs
+        .filter_map(Outcome::stat)
+        .filter(|s| s.spread_pct() > NOISY_PCT)
+        .count();
+    if n > 0 {
+        println!(
+            "*: the rounds of {n} figure(s) disagree by more than ±{NOISY_PCT:.0}%: the host was probably busy \
+             (other VMs or builds; cross-CPU wake-ups under TCG suffer most); rerun for reliable figures."
+        );
     }
 }
 
@@ -517,12 +557,12 @@ fn report_rtt(rows: &[RttRow]) {
     );
     println!();
     println!(
-        "{:>8}  {:>4}  {:>14}  {:>16}  {:>6}  {:>16}  {:>6}",
+        "{:>8}  {:>4}  {:>15}  {:>16}  {:>6}  {:>16}  {:>6}",
         "payload", "CPUs", "socket/s", "kdbus sync/s", "ratio", "kdbus async/s", "ratio"
     );
     for r in rows {
         println!(
-            "{:>8}  {:>4}  {:>14}  {:>16}  {:>6}  {:>16}  {:>6}",
+            "{:>8}  {:>4}  {:>15}  {:>16}  {:>6}  {:>16}  {:>6}",
             human(r.len),
             r.pin.cpus(),
             fmt_rate(&r.socket),
@@ -532,6 +572,7 @@ fn report_rtt(rows: &[RttRow]) {
             fmt_ratio(ratio(&r.asyn, &r.socket)),
         );
     }
+    noisy_note(rows.iter().flat_map(|r| [&r.socket, &r.sync, &r.asyn]));
 }
 
 fn report_memfd(rows: &[MemfdRow]) {
@@ -550,12 +591,12 @@ fn report_memfd(rows: &[MemfdRow]) {
     println!("CPUs: client/server thread placement. ratio = kdbus ms / socket ms.");
     println!();
     println!(
-        "{:>7}  {:>4}  {:>9}  {:>14}  {:>6}  {:>14}  {:>6}  {:>14}",
+        "{:>7}  {:>4}  {:>9}  {:>15}  {:>6}  {:>15}  {:>6}  {:>15}",
         "size", "CPUs", "fill ms", "memfd ends ms", "ratio", "memfd pages ms", "ratio", "socket ms"
     );
     for r in rows {
         println!(
-            "{:>7}  {:>4}  {:>9}  {:>14}  {:>6}  {:>14}  {:>6}  {:>14}",
+            "{:>7}  {:>4}  {:>9}  {:>15}  {:>6}  {:>15}  {:>6}  {:>15}",
             human(r.len),
             r.pin.cpus(),
             r.fill
@@ -568,6 +609,7 @@ fn report_memfd(rows: &[MemfdRow]) {
             fmt_ms(&r.socket),
         );
     }
+    noisy_note(rows.iter().flat_map(|r| [&r.socket, &r.ends, &r.pages]));
     let growth = |x: &Outcome, y: &Outcome| match (x.stat(), y.stat()) {
         (Some(x), Some(y)) => format!(
             "{:.3} -> {:.3} ms ({:.2}x)",
@@ -603,7 +645,7 @@ fn bench_lines(rtt: &[RttRow], memfd: &[MemfdRow]) {
     println!();
     for r in rtt {
         println!(
-            "BENCH {} payload={} kdbus_per_s={} socket_per_s={} ratio={} kdbus_async_per_s={} async_ratio={} cpus={} socket=seqpacket{}{}{}",
+            "BENCH {} payload={} kdbus_per_s={} socket_per_s={} ratio={} kdbus_async_per_s={} async_ratio={} cpus={} socket=seqpacket{}{}{}{}",
             r.tag,
             r.len,
             val(&r.sync, Stat::per_s, 0),
@@ -612,6 +654,7 @@ fn bench_lines(rtt: &[RttRow], memfd: &[MemfdRow]) {
             val(&r.asyn, Stat::per_s, 0),
             bench_ratio(&r.asyn, &r.socket),
             r.pin.cpus(),
+            spread_field(&[&r.sync, &r.socket, &r.asyn]),
             err_field("kdbus_error", &r.sync),
             err_field("kdbus_async_error", &r.asyn),
             err_field("socket_error", &r.socket),
@@ -619,7 +662,7 @@ fn bench_lines(rtt: &[RttRow], memfd: &[MemfdRow]) {
     }
     for r in memfd {
         println!(
-            "BENCH {} size={} kdbus_ms={} socket_ms={} ratio={} kdbus_pages_ms={} pages_ratio={} fill_ms={} fill=not_timed cpus={}{}{}{}",
+            "BENCH {} size={} kdbus_ms={} socket_ms={} ratio={} kdbus_pages_ms={} pages_ratio={} fill_ms={} fill=not_timed cpus={}{}{}{}{}",
             r.tag,
             r.len,
             val(&r.ends, Stat::ms, 4),
@@ -631,6 +674,7 @@ fn bench_lines(rtt: &[RttRow], memfd: &[MemfdRow]) {
                 .as_ref()
                 .map_or("error".into(), |d| format!("{:.4}", d.as_secs_f64() * 1e3)),
             r.pin.cpus(),
+            spread_field(&[&r.ends, &r.socket, &r.pages]),
             err_field("kdbus_error", &r.ends),
             err_field("kdbus_pages_error", &r.pages),
             err_field("socket_error", &r.socket),
