@@ -128,3 +128,55 @@ pub fn caller_byebye(ctx: &Ctx) -> TestResult {
         )),
     }
 }
+
+/// A process killed while blocked in a synchronous call: its tracker
+/// goes with it; the callee's late reply fails (ENXIO, EBADSLT or
+/// ECONNRESET) and the ID is gone.
+pub fn sync_caller_killed(ctx: &Ctx) -> TestResult {
+    let b = ctx.hello()?;
+    let bid = b.id();
+    let (rd, wr) = expect_ok("pipe", nix::unistd::pipe())?;
+    // SAFETY: the test process is single-threaded here.
+    let child = match unsafe { nix::unistd::fork() } {
+        Err(e) => return Err(format!("fork: {e}")),
+        Ok(nix::unistd::ForkResult::Child) => {
+            if let Ok(c) = ctx.hello() {
+                let _ = nix::unistd::write(&wr, &c.id().to_ne_bytes());
+                let _ = c.send_sync(&call(bid, 51, 20_000));
+            }
+            // SAFETY: leave the child without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+    };
+    std::mem::drop(wr);
+    let mut buf = [0u8; 8];
+    let n = nix::unistd::read(&rd, &mut buf).unwrap_or(0);
+    let caller = u64::from_ne_bytes(buf);
+    let waited = util::expect_readable(&b, 5000, "the child's call");
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
+    if n != 8 {
+        return Err("the child could not connect".into());
+    }
+    waited?;
+    let r = util::recv(&b, "call of the killed process")?;
+    ensure_eq!(
+        util::parse(&r, "call")?.src_id,
+        caller,
+        "src_id of the call"
+    );
+    expect_ok("FREE", r.free())?;
+    match b.send(&util::reply(caller, 51, 1), 0) {
+        Err(Errno::ENXIO) | Err(Errno::EBADSLT) | Err(Errno::ECONNRESET) => {}
+        Ok(_) => return Err("reply to a killed synchronous caller succeeded".into()),
+        Err(e) => return Err(format!("reply to a killed caller: unexpected {e:?}")),
+    }
+    send_err(
+        &b,
+        &msg(caller, 52, b"x"),
+        Errno::ENXIO,
+        "SEND to the killed caller",
+    )
+}

@@ -117,6 +117,7 @@ pub static TESTS: &[Test] = &[
     ("send-not-ordinary", send::not_ordinary),
     ("send-validation-order", send::validation_order),
     ("send-header-passthrough", send::header_passthrough),
+    ("send-return-flags", send::return_flags),
     // KDBUS_CMD_RECV, delivered layout, poll
     ("recv-empty", recv::empty),
     ("recv-fifo", recv::fifo),
@@ -179,6 +180,7 @@ pub static TESTS: &[Test] = &[
     ("sync-eintr", reply::sync_eintr),
     ("sync-restart", reply::sync_restart),
     ("sync-resume-after-reply", reply::sync_resume_after_reply),
+    ("sync-reply-undeliverable", reply::sync_reply_undeliverable),
     // CONN_INFO, BUS_CREATOR_INFO, LIST, UPDATE
     ("info-conn-info", info::conn_info),
     ("info-conn-info-errors", info::conn_info_errors),
@@ -197,6 +199,10 @@ pub static TESTS: &[Test] = &[
     ("disconnect-byebye-busy", disconnect::byebye_busy),
     ("disconnect-process-death", disconnect::process_death),
     ("disconnect-caller-byebye", disconnect::caller_byebye),
+    (
+        "disconnect-sync-caller-killed",
+        disconnect::sync_caller_killed,
+    ),
     // races
     ("race-many-senders", race::many_senders),
     ("race-many-receivers", race::many_receivers),

@@ -30,9 +30,9 @@ fn fill(a: &Connection, b: &Connection, first_cookie: u64, max: u64) -> (u64, Op
 }
 
 /// One user at one receiver: 10 messages of 1 KiB fit its share (10922
-/// bytes), the 11th is ENOBUFS; receiving one (no FREE needed, received
-/// slices are unaccounted) makes room for one more; other receivers are
-/// unaffected.
+/// bytes), the 11th is ENOBUFS, then ten 64-byte ones fill the rest;
+/// receiving one (no FREE needed, received slices are unaccounted) makes
+/// room for one more; other receivers are unaffected.
 pub fn bytes(ctx: &Ctx) -> TestResult {
     let a = ctx.hello()?;
     let a2 = ctx.hello()?; // same user, shares the quota
@@ -49,11 +49,19 @@ pub fn bytes(ctx: &Ctx) -> TestResult {
         Errno::ENOBUFS,
         "another connection of the same user",
     )?;
+    // 10922 - 10240 = 682 bytes left: ten 64-byte messages, not eleven.
+    for i in 0..10u64 {
+        send(
+            &a,
+            &MsgBuilder::new(b.id()).cookie(300 + i),
+            "64-byte message within the rest of the share",
+        )?;
+    }
     send_err(
         &a,
-        &MsgBuilder::new(b.id()),
+        &MsgBuilder::new(b.id()).cookie(310),
         Errno::ENOBUFS,
-        "a 64-byte message over the quota (682 bytes left)",
+        "64-byte message with 42 bytes of share left",
     )?;
     let r = util::recv(&b, "one queued message")?;
     send(&a, &msg_with_slice(b.id(), 101, S), "SEND after one RECV")?;

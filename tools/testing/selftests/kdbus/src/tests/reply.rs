@@ -162,7 +162,7 @@ pub fn unsolicited(ctx: &Ctx) -> TestResult {
 /// REPLY_TIMEOUT then TIMESTAMP); a late reply is EBADSLT.
 pub fn timeout(ctx: &Ctx) -> TestResult {
     let a = ctx.hello()?;
-    let b = ctx.hello()?;
+    let b = util::hello(ctx, 0, ATTACH_TIMESTAMP)?;
     let deadline = util::deadline_in(250);
     send(
         &a,
@@ -188,7 +188,18 @@ pub fn timeout(ctx: &Ctx) -> TestResult {
         "REPLY_TIMEOUT timestamp {} before the deadline {deadline}",
         ts.monotonic_ns
     );
-    take_call(&b, a.id(), 7)?;
+    // The notification took a later bus seqnum than the call.
+    let r = util::recv(&b, "the call")?;
+    let call_ts = util::parse(&r, "the call")?
+        .timestamp()
+        .ok_or("no TIMESTAMP on the call")?;
+    expect_ok("FREE", r.free())?;
+    ensure!(
+        ts.seqnum > call_ts.seqnum,
+        "REPLY_TIMEOUT seqnum {} not above the call's {}",
+        ts.seqnum,
+        call_ts.seqnum
+    );
     send_err(
         &b,
         &reply(a.id(), 7, 1),
@@ -676,5 +687,34 @@ pub fn sync_resume_after_reply(ctx: &Ctx) -> TestResult {
         check_sync_reply(&a, &r, b.id(), 16, "reply picked up by the repeated call")
     })?;
     util::expect_empty(&b, "the call was not sent a second time")?;
+    util::expect_empty(&a, "caller queue")
+}
+
+/// A reply too large for the synchronous caller's pool: the replier's SEND
+/// fails (ENOBUFS or EXFULL) and the caller gets the same error (message.md
+/// 8.2 step 5).
+pub fn sync_reply_undeliverable(ctx: &Ctx) -> TestResult {
+    let a = util::hello_pool(ctx, 0, 0, 4096)?;
+    let b = ctx.hello()?;
+    let m = call(b.id(), 18, 5000);
+    std::thread::scope(|s| -> TestResult {
+        let t = s.spawn(|| a.send_sync(&m));
+        util::expect_readable(&b, 5000, "callee")?;
+        take_call(&b, a.id(), 18)?;
+        let big = MsgBuilder::new(a.id()).cookie_reply(18).vec(&[0x42; 8000]);
+        let sent = b.send(&big, 0);
+        let r = t.join().map_err(|_| "caller thread panicked")?;
+        let e = match sent {
+            Err(e @ (Errno::ENOBUFS | Errno::EXFULL)) => e,
+            Err(e) => {
+                return Err(format!(
+                    "oversized reply: expected ENOBUFS or EXFULL, got {}",
+                    errno_name(e)
+                ))
+            }
+            Ok(_) => return Err("a reply larger than the caller's pool was accepted".into()),
+        };
+        expect_errno("synchronous caller of an undeliverable reply", r, e)
+    })?;
     util::expect_empty(&a, "caller queue")
 }

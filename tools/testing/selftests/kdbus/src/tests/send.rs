@@ -1011,3 +1011,48 @@ pub fn header_passthrough(ctx: &Ctx) -> TestResult {
     ensure_eq!(m.timeout_ns(), deadline, "delivered timeout_ns of a call");
     expect_ok("FREE", r.free())
 }
+
+/// `return_flags` of SEND: written back as 0 on success and on failures
+/// after the copy-in, left alone when the command cannot even be read
+/// (abi.md 8).
+pub fn return_flags(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let b = ctx.hello()?;
+    let mut m = msg(b.id(), 1, b"x");
+    let mut c = CmdBuf::send(0, m.cmd_mut().as_mut_ptr() as u64);
+    c.set_return_flags(u64::MAX);
+    expect_ok("SEND", a.send_raw(&mut c))?;
+    ensure_eq_hex!(c.return_flags(), 0, "return_flags after a successful SEND");
+    let mut m = msg(NO_SUCH_ID, 2, b"x");
+    let mut c = CmdBuf::send(0, m.cmd_mut().as_mut_ptr() as u64);
+    c.set_return_flags(u64::MAX);
+    expect_errno("SEND to nobody", a.send_raw(&mut c), Errno::ENXIO)?;
+    ensure_eq_hex!(
+        c.return_flags(),
+        0,
+        "return_flags after a SEND failing in dispatch"
+    );
+    let mut c = CmdBuf::send(4, m.cmd_mut().as_mut_ptr() as u64);
+    c.set_return_flags(u64::MAX);
+    expect_errno("SEND with flag 4", a.send_raw(&mut c), Errno::EINVAL)?;
+    ensure_eq_hex!(
+        c.return_flags(),
+        0,
+        "return_flags after a SEND with a bad flag (step 5)"
+    );
+    let mut c = CmdBuf::send(0, m.cmd_mut().as_mut_ptr() as u64);
+    c.set_return_flags(u64::MAX);
+    c.set_size(40);
+    expect_errno("SEND with size 40", a.send_raw(&mut c), Errno::EINVAL)?;
+    ensure_eq_hex!(
+        c.return_flags(),
+        u64::MAX,
+        "return_flags after a SEND failing at step 2"
+    );
+    ensure_eq!(
+        util::recv_data(&b, a.id(), 1, "the message")?,
+        b"x".to_vec(),
+        "payload"
+    );
+    Ok(())
+}
