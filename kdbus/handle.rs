@@ -439,18 +439,19 @@ impl Handle {
         } else {
             0
         };
-        match &result {
-            Ok(p) => {
-                let base = offset_of!(kdbus_cmd_recv, msg);
-                for (k, v) in [p.offset, p.size, p.return_flags].iter().enumerate() {
-                    arg.write_u64(base + 8 * k, *v)?;
-                }
-                arg.write_u64(offset_of!(kdbus_cmd_recv, dropped_msgs), lost)?;
+        // `msg` and `dropped_msgs` are written on success and on EAGAIN (then
+        // with the empty marker, pool.md 4); other errors write neither.
+        let msg = match &result {
+            Ok(p) => Some([p.offset, p.size, p.return_flags]),
+            Err(e) if *e == EAGAIN => Some([conn.pool.size(), 0, 0]),
+            Err(_) => None,
+        };
+        if let Some(msg) = msg {
+            let base = offset_of!(kdbus_cmd_recv, msg);
+            for (k, v) in msg.iter().enumerate() {
+                arg.write_u64(base + 8 * k, *v)?;
             }
-            Err(e) if *e == EAGAIN => {
-                arg.write_u64(offset_of!(kdbus_cmd_recv, dropped_msgs), lost)?;
-            }
-            Err(_) => {}
+            arg.write_u64(offset_of!(kdbus_cmd_recv, dropped_msgs), lost)?;
         }
         arg.write_u64(OFF_RETURN_FLAGS, rf)?;
         result.map(|_| ())
