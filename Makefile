@@ -2,13 +2,14 @@
 #
 #   make demo    the main job: build everything, boot the VM, show a bus working
 #   make check   every test: host tests, then the VM suite on the debug kernel
+#   make bench   kdbus-bench in the release VM (ratios against AF_UNIX)
 #
 # (The module itself is built by Kbuild: `make -C <kernel> M=$(CURDIR)` reads
 # ./Kbuild, not this file; tools/testing/build-module.sh does that.)
 
 T := tools/testing
 
-.PHONY: all demo check setup kernel module userspace clippy fmt clean
+.PHONY: all demo check bench setup kernel module userspace clippy fmt clean
 
 all: module userspace
 
@@ -17,6 +18,9 @@ demo:
 
 check:
 	bash $(T)/check.sh
+
+bench:
+	bash $(T)/bench.sh
 
 setup:
 	bash $(T)/setup-host.sh
