@@ -118,6 +118,8 @@ pub static TESTS: &[Test] = &[
     ("send-validation-order", send::validation_order),
     ("send-header-passthrough", send::header_passthrough),
     ("send-return-flags", send::return_flags),
+    ("send-large-payload", send::large_payload),
+    ("send-from-pool", send::from_pool),
     // KDBUS_CMD_RECV, delivered layout, poll
     ("recv-empty", recv::empty),
     ("recv-fifo", recv::fifo),
@@ -130,6 +132,7 @@ pub static TESTS: &[Test] = &[
     ("recv-layout-example", recv::layout_example),
     ("recv-layout-no-metadata", recv::layout_no_metadata),
     ("recv-layout-unaligned", recv::layout_unaligned),
+    ("recv-layout-mixed", recv::layout_mixed),
     ("recv-no-payload", recv::no_payload),
     ("recv-timestamp", recv::timestamp),
     ("recv-update-attach", recv::update_attach),
@@ -171,6 +174,11 @@ pub static TESTS: &[Test] = &[
     ("reply-dead-drop", reply::dead_on_drop),
     ("reply-caller-gone", reply::caller_gone),
     ("reply-max-pending", reply::max_pending),
+    ("reply-to-self", reply::to_self),
+    (
+        "reply-timeout-after-caller-close",
+        reply::timeout_after_caller_close,
+    ),
     ("sync-basic", reply::sync_basic),
     ("sync-immediate-errors", reply::sync_immediate_errors),
     ("sync-timeout", reply::sync_timeout),

@@ -673,3 +673,68 @@ pub fn poll_wakeup(ctx: &Ctx) -> TestResult {
         Ok(())
     })
 }
+
+/// Every kind of item in one message with TIMESTAMP metadata: the metadata
+/// starts at ALIGN8 of the unpadded FDS item's end; the payload area holds
+/// data, null-vector and memfd bytes in item order (message.md 14).
+pub fn layout_mixed(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let b = util::hello(ctx, HELLO_ACCEPT_FD, ATTACH_TIMESTAMP)?;
+    let ev = util::eventfd()?;
+    let mfd = util::memfd(&[1; 11], MEMFD_SEALS)?;
+    let m = MsgBuilder::new(b.id())
+        .cookie(9)
+        .vec(b"abc")
+        .memfd(mfd.as_raw_fd(), 0, 11)
+        .null_vec(6)
+        .vec(b"defghijkl")
+        .fds(&[ev.as_raw_fd()]);
+    // Items end unpadded: 64 + 32 + 40 + 32 + 32 + 20 = 220.
+    ensure_eq!(
+        m.item_sizes(),
+        vec![32, 40, 32, 32, 20],
+        "sender item sizes"
+    );
+    send(&a, &m, "SEND of a mixed message")?;
+    let r = util::recv(&b, "mixed message")?;
+    let got = util::parse(&r, "mixed message")?;
+    ensure_eq!(
+        got.item_types(),
+        vec![
+            ITEM_PAYLOAD_OFF,
+            ITEM_PAYLOAD_MEMFD,
+            ITEM_PAYLOAD_OFF,
+            ITEM_PAYLOAD_OFF,
+            ITEM_FDS,
+            ITEM_TIMESTAMP
+        ],
+        "item types"
+    );
+    ensure_eq!(got.items[5].offset, 224, "TIMESTAMP starts at ALIGN8(220)");
+    ensure_eq!(got.size, 264, "msg.size");
+    // Payload area at 264: "abc" (3), memfd 11 % 8 = 3 zero bytes, null
+    // 6 zero bytes, then "defghijkl".
+    ensure_eq!(
+        got.payload_offs(),
+        vec![
+            Some((3, 264)),
+            Some((6, PAYLOAD_OFF_NULL)),
+            Some((9, 264 + 12))
+        ],
+        "PAYLOAD_OFF items"
+    );
+    util::check_layout(
+        &got,
+        &r.info(),
+        &m.delivered_layout(&[TIMESTAMP_ITEM_SIZE]),
+        "mixed message",
+    )?;
+    ensure_eq!(r.info().msg_size, 288, "slice size");
+    let fds = got.fds().unwrap_or_default();
+    let memfds: Vec<i32> = got.memfds().iter().map(|x| x.fd).collect();
+    ensure_eq!(fds.len(), 1, "FDs");
+    ensure_eq!(memfds.len(), 1, "memfds");
+    util::close_fds(&fds);
+    util::close_fds(&memfds);
+    expect_ok("FREE", r.free())
+}

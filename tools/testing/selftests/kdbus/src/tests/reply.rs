@@ -718,3 +718,64 @@ pub fn sync_reply_undeliverable(ctx: &Ctx) -> TestResult {
     })?;
     util::expect_empty(&a, "caller queue")
 }
+
+/// A connection may call itself and answer its own call.
+pub fn to_self(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    send(&a, &call(a.id(), 61, 5000), "call to self")?;
+    take_call(&a, a.id(), 61)?;
+    send(&a, &reply(a.id(), 61, 62), "reply to self")?;
+    let d = util::recv_data(&a, a.id(), 62, "reply to self")?;
+    ensure_eq!(d, b"reply".to_vec(), "payload");
+    send_err(
+        &a,
+        &reply(a.id(), 61, 63),
+        Errno::EBADSLT,
+        "second reply to self",
+    )
+}
+
+/// Calls whose deadlines pass after the caller is gone: no notification
+/// anywhere, the callee keeps working (the timers must not touch the dead
+/// caller; KASAN/kmemleak watch the rest).
+pub fn timeout_after_caller_close(ctx: &Ctx) -> TestResult {
+    let b = ctx.hello()?;
+    let mut ids = Vec::new();
+    for round in 0..3u64 {
+        let a = ctx.hello()?;
+        ids.push(a.id());
+        let first = util::deadline_in(200);
+        for i in 0..5u64 {
+            let deadline = first + i * 20_000_000;
+            send(
+                &a,
+                &MsgBuilder::new(b.id())
+                    .cookie(round * 10 + i)
+                    .call(deadline)
+                    .vec(b"call"),
+                "call",
+            )?;
+        }
+        if round == 1 {
+            // BYEBYE is EBUSY once a REPLY_TIMEOUT is queued; that is only
+            // legitimate after the first deadline.
+            loop {
+                match a.byebye() {
+                    Ok(()) => break,
+                    Err(Errno::EBUSY) if monotonic_ns() >= first => {
+                        let _ = a.recv(RECV_DROP, 0);
+                    }
+                    Err(e) => return Err(format!("BYEBYE of the caller: {}", errno_name(e))),
+                }
+            }
+        }
+        std::mem::drop(a);
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    for (round, id) in ids.iter().enumerate() {
+        for i in 0..5u64 {
+            take_call(&b, *id, round as u64 * 10 + i)?;
+        }
+    }
+    expect_quiet(&b, 100, "callee after its callers' deadlines")
+}

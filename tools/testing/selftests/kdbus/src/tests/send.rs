@@ -1056,3 +1056,45 @@ pub fn return_flags(ctx: &Ctx) -> TestResult {
     );
     Ok(())
 }
+
+/// 2 MiB of real vector data (the maximum) arrive intact in a large pool.
+pub fn large_payload(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let b = util::hello_pool(ctx, 0, 0, 16 * 1024 * 1024)?;
+    let half = 1024 * 1024;
+    let d1: Vec<u8> = (0..half).map(|i| (i % 251) as u8).collect();
+    let d2: Vec<u8> = (0..half).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+    let m = MsgBuilder::new(b.id()).cookie(1).vec(&d1).vec(&d2);
+    send(&a, &m, "SEND of 2 MiB")?;
+    let r = util::recv(&b, "2 MiB message")?;
+    let got = util::parse(&r, "2 MiB message")?;
+    util::check_layout(&got, &r.info(), &m.delivered_layout(&[]), "2 MiB message")?;
+    let data = got.data().map_err(|e| e.to_string())?;
+    ensure!(data.len() == 2 * half, "payload length {}", data.len());
+    ensure!(
+        data[..half] == d1[..] && data[half..] == d2[..],
+        "2 MiB payload corrupted"
+    );
+    expect_ok("FREE", r.free())
+}
+
+/// Vectors may point into the sender's own read-only pool mapping: a
+/// received payload can be forwarded to another peer and to oneself.
+pub fn from_pool(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let b = ctx.hello()?;
+    let c = ctx.hello()?;
+    let text = b"forwarded straight from the pool mapping";
+    send(&c, &msg(a.id(), 1, text), "SEND to a")?;
+    let r = util::recv(&a, "original")?;
+    let got = util::parse(&r, "original")?;
+    let (size, off) = got.payload_offs()[0].ok_or("no PAYLOAD_OFF")?;
+    let addr = a.pool().as_ptr() as u64 + r.offset() + off;
+    for (dst, what) in [(&b, "to another peer"), (&a, "to itself")] {
+        let fwd = MsgBuilder::new(dst.id()).cookie(2).vec_raw(size, addr);
+        send(&a, &fwd, &format!("SEND from the pool {what}"))?;
+        let d = util::recv_data(dst, a.id(), 2, &format!("forwarded {what}"))?;
+        ensure_eq!(d, text.to_vec(), "forwarded payload ({what})");
+    }
+    expect_ok("FREE", r.free())
+}
