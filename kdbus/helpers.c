@@ -33,6 +33,7 @@ void kdbus_init_delayed_work(struct delayed_work *dw,
 			     void (*fn)(struct work_struct *work)) { INIT_DELAYED_WORK(dw, fn); }
 void kdbus_mod_delayed_work(struct delayed_work *dw, unsigned long delay) { mod_delayed_work(system_wq, dw, delay); }
 void kdbus_get_file(struct file *file) { get_file(file); }
+void kdbus_put_page(struct page *page) { put_page(page); }
 bool kdbus_is_shmem_file(struct file *file) { return shmem_file(file); }
 unsigned int kdbus_shmem_seals(struct file *file) { return SHMEM_I(file_inode(file))->seals; }
 s64 kdbus_file_size(struct file *file) { return i_size_read(file_inode(file)); }

@@ -9,8 +9,16 @@ use crate::slices::{Allocator, Slice};
 use kernel::prelude::*;
 use kernel::sync::Mutex;
 
-/// `ITER_SOURCE`: the iterator is read from (the pool is written).
-const ITER_SOURCE: u32 = 1;
+/// Where bytes written into the pool come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// A kernel buffer.
+    Kernel(&'a [u8]),
+    /// Zeroes.
+    Zero,
+    /// User memory of the calling process, at this address.
+    User(u64),
+}
 
 /// A connection's receive pool.
 ///
@@ -95,65 +103,90 @@ impl Pool {
         self.alloc.lock().free_user(offset)
     }
 
-    /// Writes through an iterator at pool offset `off`.
-    fn write_iter(&self, off: u64, iter: &mut bindings::iov_iter, len: usize) -> Result {
-        let mut pos = i64::try_from(off).map_err(|_| EINVAL)?;
-        // SAFETY: `file` is a live shmem file (type invariant); `iter` is an
-        // initialised iterator over `len` bytes; `pos` is a local.
-        let n = unsafe { bindings::vfs_iter_write(self.file, iter, &mut pos, 0) };
-        if n < 0 || n as usize != len {
+    /// Copies `len` bytes from `src` into the pool at `off`, page by page,
+    /// straight into the shmem file's page cache (no VFS write path: no
+    /// inode lock, no timestamp updates).
+    fn copy_in(&self, mut off: u64, len: u64, src: Source<'_>) -> Result {
+        const PAGE: u64 = kernel::page::PAGE_SIZE as u64;
+        let end = off.checked_add(len).ok_or(EFAULT)?;
+        if end > self.size {
             return Err(EFAULT);
+        }
+        // SAFETY: `file` is a live shmem file (type invariant).
+        let mapping = unsafe { (*self.file).f_mapping };
+        let mut done: u64 = 0;
+        while done < len {
+            let in_page = off % PAGE;
+            let n = (PAGE - in_page).min(len - done);
+            // SAFETY: `mapping` belongs to the live file; the index is
+            // inside the file (`end <= size`).
+            let page = unsafe {
+                bindings::shmem_read_mapping_page_gfp(
+                    mapping,
+                    (off / PAGE) as _,
+                    bindings::GFP_KERNEL,
+                )
+            };
+            let page = kernel::error::from_err_ptr(page).map_err(Errno::from)?;
+            // SAFETY: `page` is a referenced page cache page of the pool.
+            let base = unsafe { kernel::bindings::kmap_local_page(page) }.cast::<u8>();
+            // SAFETY: `[in_page, in_page + n)` lies inside the mapped page;
+            // the kernel only writes slices it allocated and has not
+            // published, so nothing else writes there.
+            let dst = unsafe { base.add(in_page as usize) };
+            let copied = match src {
+                Source::Kernel(data) => match data.get(done as usize..(done + n) as usize) {
+                    Some(part) => {
+                        // SAFETY: `dst` is valid for `n` bytes (above).
+                        unsafe { core::ptr::copy_nonoverlapping(part.as_ptr(), dst, n as usize) };
+                        true
+                    }
+                    None => false,
+                },
+                Source::Zero => {
+                    // SAFETY: `dst` is valid for `n` bytes (above).
+                    unsafe { core::ptr::write_bytes(dst, 0, n as usize) };
+                    true
+                }
+                Source::User(addr) => {
+                    let from = addr.checked_add(done).ok_or(EFAULT)? as usize;
+                    // SAFETY: `dst` is valid for `n` bytes; copy_from_user
+                    // checks and faults in the user range itself.
+                    unsafe { kernel::bindings::copy_from_user(dst.cast(), from as _, n as _) == 0 }
+                }
+            };
+            // SAFETY: mapped above; the page is dirty now (shmem pages must
+            // be marked so reclaim keeps their content) and we drop our
+            // reference.
+            unsafe {
+                kernel::bindings::kunmap_local(base.cast());
+                bindings::set_page_dirty(page);
+                bindings::kdbus_put_page(page);
+            }
+            if !copied {
+                return Err(EFAULT);
+            }
+            done += n;
+            off += n;
         }
         Ok(())
     }
 
     /// Copies `data` into the pool at `off` (inside an allocated slice).
     pub(crate) fn write(&self, off: u64, data: &[u8]) -> Result {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let kv = bindings::kvec {
-            iov_base: data.as_ptr().cast_mut().cast(),
-            iov_len: data.len(),
-        };
-        // SAFETY: an all-zero iov_iter is a valid target for iov_iter_kvec.
-        let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
-        // SAFETY: `kv` describes `data`, which outlives the write; the
-        // iterator is a source (the pool is written).
-        unsafe { bindings::iov_iter_kvec(&mut iter, ITER_SOURCE as _, &kv, 1, data.len()) };
-        self.write_iter(off, &mut iter, data.len())
+        self.copy_in(off, data.len() as u64, Source::Kernel(data))
     }
 
     /// Writes `len` zero bytes at `off`: slices are reused, so every byte of
     /// a new slice is written, padding included.
-    pub(crate) fn write_zeros(&self, mut off: u64, mut len: u64) -> Result {
-        static ZEROS: [u8; 256] = [0; 256];
-        while len > 0 {
-            let n = len.min(ZEROS.len() as u64);
-            self.write(off, &ZEROS[..n as usize])?;
-            off += n;
-            len -= n;
-        }
-        Ok(())
+    pub(crate) fn write_zeros(&self, off: u64, len: u64) -> Result {
+        self.copy_in(off, len, Source::Zero)
     }
 
     /// Copies `len` bytes from user address `addr` of the calling process
     /// straight into the pool at `off`: the one copy of a message payload.
     pub(crate) fn write_user(&self, off: u64, addr: u64, len: u64) -> Result {
-        if len == 0 {
-            return Ok(());
-        }
-        let len = usize::try_from(len).map_err(|_| EFAULT)?;
-        // SAFETY: an all-zero iov_iter is a valid target for import_ubuf.
-        let mut iter: bindings::iov_iter = unsafe { core::mem::zeroed() };
-        // SAFETY: import_ubuf validates the user range (access_ok) and only
-        // records it; faults are handled by the copy inside the write.
-        let ret =
-            unsafe { bindings::import_ubuf(ITER_SOURCE as _, addr as *mut _, len, &mut iter) };
-        if ret < 0 {
-            return Err(EFAULT);
-        }
-        self.write_iter(off, &mut iter, len)
+        self.copy_in(off, len, Source::User(addr))
     }
 
     /// Maps the pool into `vma`, read-only (pool.md 3).
