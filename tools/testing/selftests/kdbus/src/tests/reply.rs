@@ -598,7 +598,7 @@ pub fn sync_eintr(ctx: &Ctx) -> TestResult {
     util::install_sigusr1(false)?;
     let a = ctx.hello()?;
     let b = ctx.hello()?;
-    let deadline = util::deadline_in(800);
+    let deadline = util::deadline_in(1200);
     let m = MsgBuilder::new(b.id())
         .cookie(13)
         .call(deadline)
