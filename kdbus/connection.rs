@@ -617,11 +617,7 @@ impl Connection {
         Ok(Published {
             offset: e.offset,
             size: e.size,
-            return_flags: if installed.incomplete {
-                KDBUS_RECV_RETURN_INCOMPLETE_FDS as u64
-            } else {
-                0
-            },
+            return_flags: installed.return_flags(),
         })
     }
 
@@ -773,11 +769,7 @@ impl Connection {
                             Ok(Published {
                                 offset: e.offset,
                                 size: e.size,
-                                return_flags: if installed.incomplete {
-                                    KDBUS_RECV_RETURN_INCOMPLETE_FDS as u64
-                                } else {
-                                    0
-                                },
+                                return_flags: installed.return_flags(),
                             })
                         }
                         None => Err(EAGAIN),

@@ -101,13 +101,9 @@ impl UserArg {
     }
 }
 
-/// Generic parsing of a copied command (abi.md 8 steps 4-8) and negotiation
-/// (9). `Ok(None)`: the command only negotiated and has been answered.
-fn parse_in<'a>(
-    arg: &UserArg,
-    buf: &'a mut [u8],
-    spec: &'static CmdSpec,
-) -> Result<Option<Cmd<'a>>> {
+/// Generic parsing of a copied command (abi.md 8 steps 4-8); writes back
+/// `return_flags` on failure and the patched NEGOTIATE item (9).
+fn parse_cmd<'a>(arg: &UserArg, buf: &'a mut [u8], spec: &'static CmdSpec) -> Result<Cmd<'a>> {
     let c = match cmd::parse(buf, spec) {
         Ok(c) => c,
         Err(e) => {
@@ -118,6 +114,17 @@ fn parse_in<'a>(
     if let Some((start, end)) = c.negotiate_range {
         arg.write(start, c.buf.get(start..end).ok_or(EFAULT)?)?;
     }
+    Ok(c)
+}
+
+/// [`parse_cmd`], then negotiation (abi.md 9). `Ok(None)`: the command only
+/// negotiated and has been answered.
+fn parse_in<'a>(
+    arg: &UserArg,
+    buf: &'a mut [u8],
+    spec: &'static CmdSpec,
+) -> Result<Option<Cmd<'a>>> {
+    let c = parse_cmd(arg, buf, spec)?;
     if c.negotiate {
         arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS))?;
         return Ok(None);
@@ -341,16 +348,8 @@ impl Handle {
     /// points at, each copied once.
     fn send(&self, conn: &Arc<Connection>, arg: &UserArg) -> Result {
         let mut buf = arg.copy_in(cmd::SEND.fixed)?;
-        let c = match cmd::parse(&mut buf, &cmd::SEND) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
-                return Err(e);
-            }
-        };
-        if let Some((start, end)) = c.negotiate_range {
-            arg.write(start, c.buf.get(start..end).ok_or(EFAULT)?)?;
-        }
+        // SEND negotiates in two layers (abi.md 9): not `parse_in`.
+        let c = parse_cmd(arg, &mut buf, &cmd::SEND)?;
         let msg_addr = c.field(offset_of!(kdbus_cmd_send, msg_address));
         if c.negotiate && msg_addr == 0 {
             return arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS));

@@ -8,6 +8,7 @@ use crate::errno::Result;
 use crate::file::{FdSlot, FileRef};
 use crate::pool::Pool;
 use crate::reply::Reply;
+use crate::uapi::KDBUS_RECV_RETURN_INCOMPLETE_FDS;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -33,6 +34,17 @@ pub(crate) struct Entry {
 pub(crate) struct Installed {
     /// Some descriptor could not be allocated (its entry reads -1).
     pub(crate) incomplete: bool,
+}
+
+impl Installed {
+    /// The `kdbus_msg_info.return_flags` this result calls for.
+    pub(crate) fn return_flags(&self) -> u64 {
+        if self.incomplete {
+            KDBUS_RECV_RETURN_INCOMPLETE_FDS as u64
+        } else {
+            0
+        }
+    }
 }
 
 impl Entry {

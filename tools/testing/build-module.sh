@@ -8,6 +8,9 @@ flavour=${1:?usage: build-module.sh release|debug}
 kdir=$(bash "$KDBUS_ROOT/tools/testing/build-kernel.sh" "$flavour")
 out="$KDBUS_ROOT/build/$flavour"
 mkdir -p "$out"
+# The objects live in the source tree: one build at a time.
+exec 9>"$KDBUS_ROOT/build/.module.lock"
+flock 9
 log="$out/module.log"
 extra=()
 [ "${KDBUS_CLIPPY:-0}" = 1 ] && extra+=(CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver)
