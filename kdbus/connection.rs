@@ -50,6 +50,76 @@ struct ConnInner {
     timer_deadline: Option<u64>,
 }
 
+impl ConnInner {
+    /// Checks the receive quota of `uid` for a slice of `size` bytes with
+    /// `nfds` descriptors (message.md 13) and charges it.
+    fn charge(&mut self, pool: &Pool, uid: u32, size: u64, nfds: u32) -> Result {
+        let i = match self.quotas.iter().position(|q| q.uid == uid) {
+            Some(i) => i,
+            None => {
+                self.quotas.push(
+                    UserQuota {
+                        uid,
+                        ..UserQuota::default()
+                    },
+                    GFP_KERNEL,
+                )?;
+                self.quotas.len() - 1
+            }
+        };
+        let q = &mut self.quotas[i];
+        match q.check(pool.size(), pool.accounted(), size, nfds) {
+            Ok(()) => {
+                q.charge(size, nfds);
+                Ok(())
+            }
+            Err(e) => {
+                if q.is_empty() {
+                    kvec::remove(&mut self.quotas, i);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases a receive-quota charge taken when a message was placed.
+    fn uncharge(&mut self, accounted: bool, uid: u32, size: u64, nfds: u32) {
+        if !accounted {
+            return;
+        }
+        if let Some(i) = self.quotas.iter().position(|q| q.uid == uid) {
+            self.quotas[i].uncharge(size, nfds);
+            if self.quotas[i].is_empty() {
+                kvec::remove(&mut self.quotas, i);
+            }
+        }
+    }
+
+    /// Releases the charge of an entry leaving the queue.
+    fn uncharge_entry(&mut self, e: &Entry) {
+        self.uncharge(e.accounted, e.quota_uid, e.size, e.nfds);
+    }
+
+    /// The queue index RECV returns (message.md 10.2): the oldest message,
+    /// or with `use_prio` the oldest of the most urgent ones if it is at
+    /// most `max_priority`.
+    fn select(&self, use_prio: bool, max_priority: i64) -> Option<usize> {
+        if !use_prio {
+            return if self.queue.is_empty() { None } else { Some(0) };
+        }
+        let (i, e) = self
+            .queue
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, e)| (e.priority, *i))?;
+        if e.priority <= max_priority {
+            Some(i)
+        } else {
+            None
+        }
+    }
+}
+
 /// A peer on a bus.
 ///
 /// # Invariants
@@ -347,23 +417,18 @@ impl Connection {
         let want = msg::slice_size(head.msg_size, kmsg.payload_size).ok_or(EMSGSIZE)?;
         let (offset, size) = {
             let mut g = self.inner.lock();
+            // The quota is charged with the requested size; the slice
+            // cannot be smaller (8-aligned already).
             if accounted {
-                let q = g.quotas.iter().find(|q| q.uid == kmsg.quota_uid).copied();
-                let q = q.unwrap_or(UserQuota {
-                    uid: kmsg.quota_uid,
-                    ..UserQuota::default()
-                });
-                q.check(self.pool.size(), self.pool.accounted(), want, kmsg.nfds)?;
+                g.charge(&self.pool, kmsg.quota_uid, want, kmsg.nfds)?;
             }
-            let (off, size) = self.pool.alloc(want, accounted)?;
-            if accounted {
-                if let Err(e) = charge(&mut g.quotas, kmsg.quota_uid, size, kmsg.nfds) {
-                    drop(g);
-                    self.pool.release_kernel(off);
+            match self.pool.alloc(want, accounted) {
+                Ok(a) => a,
+                Err(e) => {
+                    g.uncharge(accounted, kmsg.quota_uid, want, kmsg.nfds);
                     return Err(e);
                 }
             }
-            (off, size)
         };
         let placed = kmsg
             .write_into(&self.pool, offset, &head, size)
@@ -380,29 +445,18 @@ impl Connection {
                 reply: None,
             }),
             Err(e) => {
-                self.release_charge(accounted, kmsg.quota_uid, size, kmsg.nfds);
+                self.inner
+                    .lock()
+                    .uncharge(accounted, kmsg.quota_uid, size, kmsg.nfds);
                 self.pool.release_kernel(offset);
                 Err(e)
             }
         }
     }
 
-    fn release_charge(&self, accounted: bool, uid: u32, size: u64, nfds: u32) {
-        if !accounted {
-            return;
-        }
-        let mut g = self.inner.lock();
-        if let Some(i) = g.quotas.iter().position(|q| q.uid == uid) {
-            g.quotas[i].uncharge(size, nfds);
-            if g.quotas[i].is_empty() {
-                kvec::remove(&mut g.quotas, i);
-            }
-        }
-    }
-
     /// Gives an entry's slice and quota back (it left the queue unread).
     fn release_entry(&self, e: Entry) {
-        self.release_charge(e.accounted, e.quota_uid, e.size, e.nfds);
+        self.inner.lock().uncharge_entry(&e);
         self.pool.release_kernel(e.offset);
     }
 
@@ -715,38 +769,21 @@ impl Connection {
         let use_prio = flags & KDBUS_RECV_USE_PRIORITY as u64 != 0;
         let mut dead_call = None;
         let mut g = self.inner.lock();
-        let pick = if use_prio {
-            let best = g
-                .queue
-                .iter()
-                .enumerate()
-                .min_by_key(|(i, e)| (e.priority, *i))
-                .map(|(i, e)| (i, e.priority));
-            match best {
-                Some((i, p)) if p <= max_priority => Some(i),
-                _ => None,
-            }
-        } else if g.queue.is_empty() {
-            None
-        } else {
-            Some(0)
-        };
-        let result = match pick {
+        let result = match g.select(use_prio, max_priority) {
             None => Err(EAGAIN),
-            Some(i) if drop_msg => {
-                let e = kvec::remove(&mut g.queue, i);
-                drop(g);
-                if let Some(mut e) = e {
+            Some(i) if drop_msg => match kvec::remove(&mut g.queue, i) {
+                Some(mut e) => {
+                    g.uncharge_entry(&e);
+                    self.pool.release_kernel(e.offset);
                     dead_call = e.reply.take();
-                    self.release_entry(e);
+                    Ok(Published {
+                        offset: self.pool.size(),
+                        size: 0,
+                        return_flags: 0,
+                    })
                 }
-                g = self.inner.lock();
-                Ok(Published {
-                    offset: self.pool.size(),
-                    size: 0,
-                    return_flags: 0,
-                })
-            }
+                None => Err(EAGAIN),
+            },
             Some(i) if peek => {
                 let e = &g.queue[i];
                 e.blank_fds(&self.pool)
@@ -757,26 +794,21 @@ impl Connection {
                         return_flags: 0,
                     })
             }
+            // Descriptors first: if that fails, the message stays queued.
             Some(i) => match g.queue[i].install_fds(&self.pool) {
                 Err(e) => Err(e),
-                Ok(installed) => {
-                    let e = kvec::remove(&mut g.queue, i);
-                    drop(g);
-                    let out = match e {
-                        Some(e) => {
-                            self.release_charge(e.accounted, e.quota_uid, e.size, e.nfds);
-                            let _ = self.pool.publish(e.offset, true);
-                            Ok(Published {
-                                offset: e.offset,
-                                size: e.size,
-                                return_flags: installed.return_flags(),
-                            })
-                        }
-                        None => Err(EAGAIN),
-                    };
-                    g = self.inner.lock();
-                    out
-                }
+                Ok(installed) => match kvec::remove(&mut g.queue, i) {
+                    Some(e) => {
+                        g.uncharge_entry(&e);
+                        let _ = self.pool.publish(e.offset, true);
+                        Ok(Published {
+                            offset: e.offset,
+                            size: e.size,
+                            return_flags: installed.return_flags(),
+                        })
+                    }
+                    None => Err(EAGAIN),
+                },
             },
         };
         let lost = if matches!(result, Ok(_) | Err(EAGAIN)) {
@@ -785,6 +817,7 @@ impl Connection {
             0
         };
         drop(g);
+        // A dropped call will never be answered (message.md 10.3).
         if let Some(r) = dead_call {
             if let Some(caller) = self.ep.bus.find_conn(r.caller_id) {
                 if r.sync || caller.remove_request(&r) {
@@ -960,22 +993,4 @@ impl Connection {
         }
         self.ep.bus.domain.uncharge(self.charged_uid, Charge::Conn);
     }
-}
-
-fn charge(quotas: &mut KVec<UserQuota>, uid: u32, size: u64, nfds: u32) -> Result {
-    let i = match quotas.iter().position(|q| q.uid == uid) {
-        Some(i) => i,
-        None => {
-            quotas.push(
-                UserQuota {
-                    uid,
-                    ..UserQuota::default()
-                },
-                GFP_KERNEL,
-            )?;
-            quotas.len() - 1
-        }
-    };
-    quotas[i].charge(size, nfds);
-    Ok(())
 }
