@@ -57,12 +57,32 @@ unsafe impl Send for Handle {}
 // SAFETY: as above; mutable state is behind the mutex.
 unsafe impl Sync for Handle {}
 
+/// The kernel's copy of a command: on the stack when small (most
+/// commands and messages), else on the heap.
+struct CmdCopy {
+    small: [u8; Self::SMALL],
+    heap: KVec<u8>,
+    len: usize,
+}
+
+impl CmdCopy {
+    const SMALL: usize = 256;
+
+    fn bytes(&mut self) -> &mut [u8] {
+        if self.len <= Self::SMALL {
+            &mut self.small[..self.len]
+        } else {
+            &mut self.heap
+        }
+    }
+}
+
 /// User memory of one ioctl argument.
 struct UserArg(usize);
 
 impl UserArg {
     /// Copies the command in (abi.md 8 steps 1-3).
-    fn copy_in(&self, fixed: usize) -> Result<KVec<u8>> {
+    fn copy_in(&self, fixed: usize) -> Result<CmdCopy> {
         if self.0 % 8 != 0 {
             return Err(EFAULT);
         }
@@ -76,15 +96,28 @@ impl UserArg {
         if size > CMD_MAX_SIZE {
             return Err(EMSGSIZE);
         }
-        let mut buf = KVec::new();
-        UserSlice::new(self.0, size as usize)
-            .read_all(&mut buf, GFP_KERNEL)
-            .map_err(|_| EFAULT)?;
+        let len = size as usize;
+        let mut copy = CmdCopy {
+            small: [0; CmdCopy::SMALL],
+            heap: KVec::new(),
+            len,
+        };
+        let reader = UserSlice::new(self.0, len).reader();
+        if len <= CmdCopy::SMALL {
+            reader
+                .clone_reader()
+                .read_slice(copy.bytes())
+                .map_err(|_| EFAULT)?;
+        } else {
+            reader
+                .read_all(&mut copy.heap, GFP_KERNEL)
+                .map_err(|_| EFAULT)?;
+        }
         // A racing writer may have changed the size between the two reads.
-        if crate::item::read_u64(&buf, 0) != Some(size) {
+        if crate::item::read_u64(copy.bytes(), 0) != Some(size) {
             return Err(EINVAL);
         }
-        Ok(buf)
+        Ok(copy)
     }
 
     /// Writes `data` at byte offset `off` of the argument.
@@ -139,7 +172,7 @@ where
     F: FnOnce(&Cmd<'_>) -> Result<u64>,
 {
     let mut buf = arg.copy_in(spec.fixed)?;
-    let Some(c) = parse_in(arg, &mut buf, spec)? else {
+    let Some(c) = parse_in(arg, buf.bytes(), spec)? else {
         return Ok(());
     };
     let r = f(&c);
@@ -242,7 +275,7 @@ impl Handle {
             return Err(ESHUTDOWN);
         }
         let mut buf = arg.copy_in(cmd::HELLO.fixed)?;
-        let Some(c) = parse_in(arg, &mut buf, &cmd::HELLO)? else {
+        let Some(c) = parse_in(arg, buf.bytes(), &cmd::HELLO)? else {
             return Ok(());
         };
         // SAFETY: `self.file` is the live file of this handle.
@@ -349,7 +382,7 @@ impl Handle {
     fn send(&self, conn: &Arc<Connection>, arg: &UserArg) -> Result {
         let mut buf = arg.copy_in(cmd::SEND.fixed)?;
         // SEND negotiates in two layers (abi.md 9): not `parse_in`.
-        let c = parse_cmd(arg, &mut buf, &cmd::SEND)?;
+        let c = parse_cmd(arg, buf.bytes(), &cmd::SEND)?;
         let msg_addr = c.field(offset_of!(kdbus_cmd_send, msg_address));
         if c.negotiate && msg_addr == 0 {
             return arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS));
@@ -364,7 +397,7 @@ impl Handle {
     fn send_msg(&self, conn: &Arc<Connection>, arg: &UserArg, c: &Cmd<'_>, addr: u64) -> Result {
         let marg = UserArg(usize::try_from(addr).map_err(|_| EFAULT)?);
         let mut mbuf = marg.copy_in(msg::MSG.fixed)?;
-        let m = cmd::parse(&mut mbuf, &msg::MSG)?;
+        let m = cmd::parse(mbuf.bytes(), &msg::MSG)?;
         if let Some((start, end)) = m.negotiate_range {
             marg.write(start, m.buf.get(start..end).ok_or(EFAULT)?)?;
         }
@@ -423,7 +456,7 @@ impl Handle {
     /// KDBUS_CMD_RECV (message.md 10).
     fn recv(&self, conn: &Arc<Connection>, arg: &UserArg) -> Result {
         let mut buf = arg.copy_in(cmd::RECV.fixed)?;
-        let Some(c) = parse_in(arg, &mut buf, &cmd::RECV)? else {
+        let Some(c) = parse_in(arg, buf.bytes(), &cmd::RECV)? else {
             return Ok(());
         };
         let drop_prio = (KDBUS_RECV_DROP | KDBUS_RECV_USE_PRIORITY) as u64;

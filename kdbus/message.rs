@@ -244,28 +244,23 @@ impl Kmsg {
     /// Writes the message into `pool` at `off`: the head, then the payload
     /// copied from the sender's memory, then zero padding up to `slice_size`.
     pub(crate) fn write_into(&self, pool: &Pool, off: u64, head: &Head, slice_size: u64) -> Result {
-        pool.write(off, &head.bytes)?;
-        let mut pos = off + head.bytes.len() as u64;
+        let mut w = pool.writer(off, slice_size)?;
+        w.kernel(&head.bytes)?;
         for i in Items::new(&self.items, 0).filter_map(|i| i.ok()) {
             match i.ty as u32 {
                 KDBUS_ITEM_PAYLOAD_OFF => {
                     let (size, addr) = (i.u64_at(0), i.u64_at(8));
                     if addr == 0 {
-                        pool.write_zeros(pos, size % 8)?;
-                        pos += size % 8;
+                        w.zeros(size % 8)?;
                     } else {
-                        pool.write_user(pos, addr, size)?;
-                        pos += size;
+                        w.user(addr, size)?;
                     }
                 }
-                KDBUS_ITEM_PAYLOAD_MEMFD => {
-                    pool.write_zeros(pos, i.u64_at(8) % 8)?;
-                    pos += i.u64_at(8) % 8;
-                }
+                KDBUS_ITEM_PAYLOAD_MEMFD => w.zeros(i.u64_at(8) % 8)?,
                 _ => {}
             }
         }
-        pool.write_zeros(pos, (off + slice_size).saturating_sub(pos))
+        w.zero_rest()
     }
 
     /// References to the message's files for one receiver, with the pool

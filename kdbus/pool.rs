@@ -20,6 +20,135 @@ enum Source<'a> {
     User(u64),
 }
 
+/// Writes bytes into a pool front to back, straight into the shmem file's
+/// page cache (no VFS write path: no inode lock, no timestamp updates),
+/// keeping the current page mapped from one piece to the next.
+///
+/// # Invariants
+///
+/// `page`, if set, is a referenced page of the pool's file mapped at `base`
+/// and holding position `pos` (unless `pos` is at its end); it is unmapped,
+/// marked dirty and released when the writer moves on or is dropped.
+pub(crate) struct Writer<'a> {
+    pool: &'a Pool,
+    pos: u64,
+    end: u64,
+    page: Option<(*mut bindings::page, *mut u8, u64)>,
+}
+
+const PAGE: u64 = kernel::page::PAGE_SIZE as u64;
+
+impl Writer<'_> {
+    fn release(&mut self) {
+        if let Some((page, base, _)) = self.page.take() {
+            // SAFETY: mapped and referenced by `map` (invariant). shmem pages
+            // must be marked dirty so reclaim keeps their content.
+            unsafe {
+                kernel::bindings::kunmap_local(base.cast());
+                bindings::set_page_dirty(page);
+                bindings::kdbus_put_page(page);
+            }
+        }
+    }
+
+    /// Maps the page holding `pos`.
+    fn map(&mut self) -> Result<*mut u8> {
+        let index = self.pos / PAGE;
+        if let Some((_, base, i)) = self.page {
+            if i == index {
+                return Ok(base);
+            }
+        }
+        self.release();
+        // SAFETY: `file` is a live shmem file; the index is inside it
+        // (`end <= size` checked by `Pool::writer`).
+        let page = unsafe {
+            bindings::shmem_read_mapping_page_gfp(
+                (*self.pool.file).f_mapping,
+                index as _,
+                bindings::GFP_KERNEL,
+            )
+        };
+        let page = kernel::error::from_err_ptr(page).map_err(Errno::from)?;
+        // SAFETY: `page` is a referenced page cache page of the pool.
+        let base = unsafe { kernel::bindings::kmap_local_page(page) }.cast::<u8>();
+        self.page = Some((page, base, index));
+        Ok(base)
+    }
+
+    /// Writes `len` bytes from `src` at the current position.
+    fn put(&mut self, src: Source<'_>, len: u64) -> Result {
+        if self.pos.checked_add(len).map_or(true, |e| e > self.end) {
+            return Err(EFAULT);
+        }
+        let mut done: u64 = 0;
+        while done < len {
+            let in_page = self.pos % PAGE;
+            let n = (PAGE - in_page).min(len - done);
+            let base = self.map()?;
+            // SAFETY: `[in_page, in_page + n)` lies inside the mapped page;
+            // the kernel only writes slices it allocated and has not
+            // published, so nothing else writes there.
+            let dst = unsafe { base.add(in_page as usize) };
+            let copied = match src {
+                Source::Kernel(data) => match data.get(done as usize..(done + n) as usize) {
+                    Some(part) => {
+                        // SAFETY: `dst` is valid for `n` bytes (above).
+                        unsafe { core::ptr::copy_nonoverlapping(part.as_ptr(), dst, n as usize) };
+                        true
+                    }
+                    None => false,
+                },
+                Source::Zero => {
+                    // SAFETY: `dst` is valid for `n` bytes (above).
+                    unsafe { core::ptr::write_bytes(dst, 0, n as usize) };
+                    true
+                }
+                Source::User(addr) => match addr.checked_add(done) {
+                    // SAFETY: `dst` is valid for `n` bytes; copy_from_user
+                    // checks and faults in the user range itself.
+                    Some(from) => unsafe {
+                        kernel::bindings::copy_from_user(dst.cast(), from as _, n as _) == 0
+                    },
+                    None => false,
+                },
+            };
+            if !copied {
+                return Err(EFAULT);
+            }
+            done += n;
+            self.pos += n;
+        }
+        Ok(())
+    }
+
+    /// Writes a kernel buffer.
+    pub(crate) fn kernel(&mut self, data: &[u8]) -> Result {
+        self.put(Source::Kernel(data), data.len() as u64)
+    }
+
+    /// Writes `len` zero bytes.
+    pub(crate) fn zeros(&mut self, len: u64) -> Result {
+        self.put(Source::Zero, len)
+    }
+
+    /// Copies `len` bytes from user address `addr` of the calling process.
+    pub(crate) fn user(&mut self, addr: u64, len: u64) -> Result {
+        self.put(Source::User(addr), len)
+    }
+
+    /// Zero-fills up to the end of the writer's range.
+    pub(crate) fn zero_rest(&mut self) -> Result {
+        self.zeros(self.end - self.pos)
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// A connection's receive pool.
 ///
 /// # Invariants
@@ -103,73 +232,22 @@ impl Pool {
         self.alloc.lock().free_user(offset)
     }
 
-    /// Copies `len` bytes from `src` into the pool at `off`, page by page,
-    /// straight into the shmem file's page cache (no VFS write path: no
-    /// inode lock, no timestamp updates).
-    fn copy_in(&self, mut off: u64, len: u64, src: Source<'_>) -> Result {
-        const PAGE: u64 = kernel::page::PAGE_SIZE as u64;
+    /// A sequential writer of `len` bytes at `off` (inside the pool).
+    pub(crate) fn writer(&self, off: u64, len: u64) -> Result<Writer<'_>> {
         let end = off.checked_add(len).ok_or(EFAULT)?;
         if end > self.size {
             return Err(EFAULT);
         }
-        // SAFETY: `file` is a live shmem file (type invariant).
-        let mapping = unsafe { (*self.file).f_mapping };
-        let mut done: u64 = 0;
-        while done < len {
-            let in_page = off % PAGE;
-            let n = (PAGE - in_page).min(len - done);
-            // SAFETY: `mapping` belongs to the live file; the index is
-            // inside the file (`end <= size`).
-            let page = unsafe {
-                bindings::shmem_read_mapping_page_gfp(
-                    mapping,
-                    (off / PAGE) as _,
-                    bindings::GFP_KERNEL,
-                )
-            };
-            let page = kernel::error::from_err_ptr(page).map_err(Errno::from)?;
-            // SAFETY: `page` is a referenced page cache page of the pool.
-            let base = unsafe { kernel::bindings::kmap_local_page(page) }.cast::<u8>();
-            // SAFETY: `[in_page, in_page + n)` lies inside the mapped page;
-            // the kernel only writes slices it allocated and has not
-            // published, so nothing else writes there.
-            let dst = unsafe { base.add(in_page as usize) };
-            let copied = match src {
-                Source::Kernel(data) => match data.get(done as usize..(done + n) as usize) {
-                    Some(part) => {
-                        // SAFETY: `dst` is valid for `n` bytes (above).
-                        unsafe { core::ptr::copy_nonoverlapping(part.as_ptr(), dst, n as usize) };
-                        true
-                    }
-                    None => false,
-                },
-                Source::Zero => {
-                    // SAFETY: `dst` is valid for `n` bytes (above).
-                    unsafe { core::ptr::write_bytes(dst, 0, n as usize) };
-                    true
-                }
-                Source::User(addr) => {
-                    let from = addr.checked_add(done).ok_or(EFAULT)? as usize;
-                    // SAFETY: `dst` is valid for `n` bytes; copy_from_user
-                    // checks and faults in the user range itself.
-                    unsafe { kernel::bindings::copy_from_user(dst.cast(), from as _, n as _) == 0 }
-                }
-            };
-            // SAFETY: mapped above; the page is dirty now (shmem pages must
-            // be marked so reclaim keeps their content) and we drop our
-            // reference.
-            unsafe {
-                kernel::bindings::kunmap_local(base.cast());
-                bindings::set_page_dirty(page);
-                bindings::kdbus_put_page(page);
-            }
-            if !copied {
-                return Err(EFAULT);
-            }
-            done += n;
-            off += n;
-        }
-        Ok(())
+        Ok(Writer {
+            pool: self,
+            pos: off,
+            end,
+            page: None,
+        })
+    }
+
+    fn copy_in(&self, off: u64, len: u64, src: Source<'_>) -> Result {
+        self.writer(off, len)?.put(src, len)
     }
 
     /// Copies `data` into the pool at `off` (inside an allocated slice).
@@ -183,11 +261,6 @@ impl Pool {
         self.copy_in(off, len, Source::Zero)
     }
 
-    /// Copies `len` bytes from user address `addr` of the calling process
-    /// straight into the pool at `off`: the one copy of a message payload.
-    pub(crate) fn write_user(&self, off: u64, addr: u64, len: u64) -> Result {
-        self.copy_in(off, len, Source::User(addr))
-    }
 
     /// Maps the pool into `vma`, read-only (pool.md 3).
     ///
