@@ -132,6 +132,16 @@ impl UserArg {
     fn write_u64(&self, off: usize, val: u64) -> Result {
         self.write(off, &val.to_ne_bytes())
     }
+
+    /// Writes up to four consecutive `u64` fields at `off` in one copy.
+    fn write_u64s(&self, off: usize, vals: &[u64]) -> Result {
+        let mut bytes = [0u8; 32];
+        let n = vals.len().min(4);
+        for (chunk, v) in bytes.chunks_exact_mut(8).zip(vals.iter().take(n)) {
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        self.write(off, &bytes[..n * 8])
+    }
 }
 
 /// Generic parsing of a copied command (abi.md 8 steps 4-8); writes back
@@ -446,11 +456,7 @@ impl Handle {
             Some(p) => [p.offset, p.size, p.return_flags],
             None => [conn.pool.size(), 0, 0],
         };
-        let base = offset_of!(kdbus_cmd_send, reply);
-        for (k, v) in info.iter().enumerate() {
-            arg.write_u64(base + 8 * k, *v)?;
-        }
-        Ok(())
+        arg.write_u64s(offset_of!(kdbus_cmd_send, reply), &info)
     }
 
     /// KDBUS_CMD_RECV (message.md 10).
@@ -478,13 +484,12 @@ impl Handle {
             Err(e) if *e == EAGAIN => Some([conn.pool.size(), 0, 0]),
             Err(_) => None,
         };
-        if let Some(msg) = msg {
-            let base = offset_of!(kdbus_cmd_recv, msg);
-            for (k, v) in msg.iter().enumerate() {
-                arg.write_u64(base + 8 * k, *v)?;
-            }
-            arg.write_u64(offset_of!(kdbus_cmd_recv, dropped_msgs), lost)?;
+        if let Some([off, size, msg_rf]) = msg {
+            // `dropped_msgs` and `msg` are adjacent: one copy.
+            let fields = [lost, off, size, msg_rf];
+            arg.write_u64s(offset_of!(kdbus_cmd_recv, dropped_msgs), &fields)?;
         }
+
         arg.write_u64(OFF_RETURN_FLAGS, rf)?;
         result.map(|_| ())
     }

@@ -40,8 +40,11 @@ pub(crate) struct Kmsg {
     pub(crate) nfds: u32,
     /// The user whose receive quota the message is charged to.
     pub(crate) quota_uid: u32,
-    /// TIMESTAMP metadata: seqnum, monotonic and realtime ns.
-    timestamp: [u64; 3],
+    /// Sequence number (message.md 11).
+    seq: u64,
+    /// TIMESTAMP metadata: seqnum, monotonic and realtime ns, taken when
+    /// the first receiver wants it (metadata.md 1), then shared by all.
+    timestamp: core::cell::OnceCell<[u64; 3]>,
     /// A kernel notification: TIMESTAMP is always attached.
     kernel: bool,
     /// The sender's description (CONN_DESCRIPTION metadata).
@@ -153,7 +156,8 @@ impl Kmsg {
             files,
             nfds,
             quota_uid,
-            timestamp: timestamp(seq),
+            seq,
+            timestamp: core::cell::OnceCell::new(),
             kernel: false,
             description,
         })
@@ -188,7 +192,8 @@ impl Kmsg {
             files: KVec::new(),
             nfds: 0,
             quota_uid: crate::quota::KERNEL_USER,
-            timestamp: timestamp(seq),
+            seq,
+            timestamp: core::cell::OnceCell::new(),
             kernel: true,
             description: None,
         })
@@ -210,31 +215,23 @@ impl Kmsg {
         if self.kernel || attach & KDBUS_ATTACH_TIMESTAMP != 0 {
             let at = out.len();
             let mut ts = [0u8; 24];
-            for (k, v) in self.timestamp.iter().enumerate() {
+            let stamp = self.timestamp.get_or_init(|| timestamp(self.seq));
+            for (k, v) in stamp.iter().enumerate() {
                 ts[k * 8..k * 8 + 8].copy_from_slice(&v.to_ne_bytes());
             }
             end = at + push_item(&mut out, KDBUS_ITEM_TIMESTAMP, &[&ts])?;
         }
         let msg_size = end as u64;
         self.header.write(&mut out, msg_size, self.src_id);
-        // Patch the PAYLOAD_OFF offsets (message-relative).
-        let mut patches: KVec<(usize, u64)> = KVec::new();
-        let mut failed = false;
+        // Patch the PAYLOAD_OFF offsets (message-relative), walking the
+        // template: the same items at the same offsets past the header.
         msg::vec_offsets(
-            Items::new(&out[..end], MSG_HDR).filter_map(|i| i.ok()),
+            Items::new(&self.items, 0).filter_map(|i| i.ok()),
             msg_size,
             |i, off| {
-                failed |= patches
-                    .push((i.offset + HEADER_SIZE + 8, off), GFP_KERNEL)
-                    .is_err()
+                item::write_u64(&mut out, MSG_HDR + i.offset + HEADER_SIZE + 8, off);
             },
         );
-        if failed {
-            return Err(crate::errno::ENOMEM);
-        }
-        for (at, off) in patches.iter() {
-            item::write_u64(&mut out, *at, *off);
-        }
         Ok(Head {
             bytes: out,
             msg_size,

@@ -261,7 +261,6 @@ impl Pool {
         self.copy_in(off, len, Source::Zero)
     }
 
-
     /// Maps the pool into `vma`, read-only (pool.md 3).
     ///
     /// # Safety

@@ -16,8 +16,11 @@ extra=()
 [ "${KDBUS_CLIPPY:-0}" = 1 ] && extra+=(CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver)
 # The objects live in the source tree; a previous build for the other flavour
 # (other flags) must not be reused.
+# (Not `make clean`: it would also delete the copies under build/.)
 if [ "$(cat "$KDBUS_ROOT/kdbus/.flavour" 2>/dev/null)" != "$kdir" ] || [ ${#extra[@]} -gt 0 ]; then
-  make -C "$kdir" M="$KDBUS_ROOT" "${KMAKE_ARGS[@]}" clean >/dev/null 2>&1 || true
+  (cd "$KDBUS_ROOT" && rm -f kdbus/*.o kdbus/*.ko kdbus/*.mod kdbus/*.mod.c kdbus/.*.cmd \
+     kdbus/.*.d kdbus/*_generated.rs kdbus/modules.order .module-common.o .*.cmd \
+     Module.symvers modules.order)
 fi
 if ! make -C "$kdir" M="$KDBUS_ROOT" "${KMAKE_ARGS[@]}" "${extra[@]}" modules >"$log" 2>&1; then
   cat "$log" >&2; exit 1
