@@ -29,7 +29,7 @@ use crate::wait::WaitQueue;
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::types::Opaque;
 
 const SPECIAL: u64 =
@@ -48,6 +48,8 @@ struct ConnInner {
     lost: u64,
     /// Deadline the timeout worker is armed for.
     timer_deadline: Option<u64>,
+    /// Ioctls running on the connection (active references).
+    ioctls: u32,
 }
 
 impl ConnInner {
@@ -146,6 +148,10 @@ pub(crate) struct Connection {
     /// Pollers.
     #[pin]
     pub(crate) wait: WaitQueue,
+    /// Signalled when the last running ioctl of a disconnected connection
+    /// ends.
+    #[pin]
+    drained: CondVar,
     /// Reply-timeout worker.
     #[pin]
     timer: Opaque<bindings::delayed_work>,
@@ -163,6 +169,20 @@ impl PinnedDrop for Connection {
         // SAFETY: the work item is initialised (invariant); waiting for it
         // here keeps its callback from outliving the connection.
         unsafe { bindings::cancel_delayed_work_sync(self.timer.get()) };
+    }
+}
+
+/// An active reference: an ioctl running on a connection. Disconnect waits
+/// until none is left (connection.md 9.3 step 1).
+pub(crate) struct ActiveRef<'a>(&'a Connection);
+
+impl Drop for ActiveRef<'_> {
+    fn drop(&mut self) {
+        let mut g = self.0.inner.lock();
+        g.ioctls -= 1;
+        if !self.0.is_active() {
+            self.0.drained.notify_all();
+        }
     }
 }
 
@@ -314,7 +334,9 @@ impl Connection {
                     requests: KVec::new(),
                     lost: 0,
                     timer_deadline: None,
+                    ioctls: 0,
                 }, "kdbus_conn"),
+                drained <- kernel::new_condvar!("kdbus_conn_drained"),
                 wait <- WaitQueue::new(),
                 // SAFETY: `slot` is valid memory for a delayed work item.
                 timer <- Opaque::ffi_init(|slot| unsafe {
@@ -378,13 +400,15 @@ impl Connection {
         self.active.load(Ordering::Acquire)
     }
 
-    /// Fails with `ECONNRESET` once disconnected.
-    pub(crate) fn check_active(&self) -> Result {
-        if self.is_active() {
-            Ok(())
-        } else {
-            Err(ECONNRESET)
+    /// Takes an active reference for an ioctl; `ECONNRESET` once
+    /// disconnected.
+    pub(crate) fn acquire(&self) -> Result<ActiveRef<'_>> {
+        let mut g = self.inner.lock();
+        if !self.is_active() {
+            return Err(ECONNRESET);
         }
+        g.ioctls += 1;
+        Ok(ActiveRef(self))
     }
 
     /// An ordinary connection: not an activator, policy holder or monitor.
@@ -934,7 +958,8 @@ impl Connection {
             // Deactivate under the lock: no message can slip in.
             self.active.store(false, Ordering::Release);
         }
-        self.finish_disconnect();
+        // BYEBYE runs under its own active reference.
+        self.finish_disconnect(1);
         Ok(())
     }
 
@@ -947,11 +972,12 @@ impl Connection {
             }
             self.active.store(false, Ordering::Release);
         }
-        self.finish_disconnect();
+        self.finish_disconnect(0);
     }
 
-    /// The disconnect sequence after deactivation (connection.md 9.3).
-    fn finish_disconnect(&self) {
+    /// The disconnect sequence after deactivation (connection.md 9.3);
+    /// `own` is 1 when called from an ioctl on this connection.
+    fn finish_disconnect(&self, own: u32) {
         let (queue, requests) = {
             let mut g = self.inner.lock();
             g.timer_deadline = None;
@@ -964,6 +990,13 @@ impl Connection {
         self.wait.wake_up_all();
         for r in requests.iter() {
             r.kick();
+        }
+        // ... and wait until the other running ioctls are done.
+        {
+            let mut g = self.inner.lock();
+            while g.ioctls > own {
+                self.drained.wait(&mut g);
+            }
         }
         // 2
         // SAFETY: the work item is initialised; we are inactive, so it is

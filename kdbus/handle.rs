@@ -231,7 +231,7 @@ impl Handle {
             | KDBUS_CMD_MATCH_ADD
             | KDBUS_CMD_MATCH_REMOVE => {
                 let conn = self.conn().ok_or(EBADFD)?;
-                conn.check_active()?;
+                let _active = conn.acquire()?;
                 self.conn_ioctl(&conn, cmd, &arg)
             }
             _ => Err(ENOTTY),

@@ -30,7 +30,8 @@
 //!
 //! `Connection::active` is an atomic read without locks; it is cleared under
 //! `Connection::inner`, so queueing under that lock never races with
-//! disconnect. Sleeping callers (synchronous SEND) hold no lock but their
+//! disconnect, which then waits (on `Connection::drained`, holding no other
+//! lock) for the ioctls still running on the connection. Sleeping callers (synchronous SEND) hold no lock but their
 //! tracker's while they wait.
 
 use kernel::prelude::*;
