@@ -14,7 +14,6 @@ use crate::errno::{
     EPERM, EPIPE, EREMOTEIO, ESRCH, ETIMEDOUT,
 };
 use crate::file::{CancelWatch, FileRef};
-use crate::item;
 use crate::kvec;
 use crate::limits::CONN_MAX_REQUESTS_PENDING;
 use crate::message::Kmsg;
@@ -26,7 +25,7 @@ use crate::quota::UserQuota;
 use crate::reply::{self, Reply};
 use crate::uapi::*;
 use crate::wait::WaitQueue;
-use core::mem::{offset_of, size_of};
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
@@ -220,30 +219,6 @@ fn sanitized_attach(c: &Cmd<'_>, ty: u32) -> Result<Option<u64>> {
     c.item(ty)
         .map(|i| cmd::sanitize_attach(i.u64()))
         .transpose()
-}
-
-/// Builds a `kdbus_info` record with `items` ((type, payload parts)).
-fn info_record(id: u64, flags: u64, items: &[(u32, &[&[u8]])]) -> Result<KVec<u8>> {
-    let mut out = KVec::new();
-    out.extend_with(size_of::<kdbus_info>(), 0, GFP_KERNEL)?;
-    for (ty, parts) in items {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        out.extend_from_slice(
-            &((item::HEADER_SIZE + len) as u64).to_ne_bytes(),
-            GFP_KERNEL,
-        )?;
-        out.extend_from_slice(&(*ty as u64).to_ne_bytes(), GFP_KERNEL)?;
-        for p in parts.iter() {
-            out.extend_from_slice(p, GFP_KERNEL)?;
-        }
-        let padded = item::align8(out.len()).ok_or(EMSGSIZE)?;
-        out.extend_with(padded - out.len(), 0, GFP_KERNEL)?;
-    }
-    let size = out.len() as u64;
-    item::write_u64(&mut out, offset_of!(kdbus_info, size), size);
-    item::write_u64(&mut out, offset_of!(kdbus_info, id), id);
-    item::write_u64(&mut out, offset_of!(kdbus_info, flags), flags);
-    Ok(out)
 }
 
 impl Connection {
@@ -777,6 +752,11 @@ impl Connection {
         self.description.as_deref()
     }
 
+    /// The metadata this connection lets others see (`attach_flags_send`).
+    pub(crate) fn attach_send(&self) -> u64 {
+        self.inner.lock().attach_send
+    }
+
     /// The accounting user of messages this connection sends.
     pub(crate) fn quota_uid(&self) -> u32 {
         self.charged_uid
@@ -867,54 +847,6 @@ impl Connection {
             return Ok(());
         }
         self.pool.free_user(offset)
-    }
-
-    /// KDBUS_CMD_CONN_INFO (connection.md 6.1).
-    pub(crate) fn conn_info(&self, c: &Cmd<'_>) -> Result<(u64, u64)> {
-        let attach = cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_info, attach_flags)))?;
-        let id = c.field(offset_of!(kdbus_cmd_info, id));
-        if c.item(KDBUS_ITEM_NAME).is_some() {
-            // No name registry yet: no name exists.
-            return Err(ESRCH);
-        }
-        if id == 0 {
-            return Err(EINVAL);
-        }
-        let target = self.ep.bus.find_conn(id).ok_or(ENXIO)?;
-        let granted = attach & target.inner.lock().attach_send;
-        let desc = match target.description() {
-            Some(d) if granted & KDBUS_ATTACH_CONN_DESCRIPTION != 0 => Some([d, &[0u8][..]]),
-            _ => None,
-        };
-        let mut items: KVec<(u32, &[&[u8]])> = KVec::new();
-        if let Some(d) = &desc {
-            items.push((KDBUS_ITEM_CONN_DESCRIPTION, &d[..]), GFP_KERNEL)?;
-        }
-        let rec = info_record(target.id, target.flags, &items)?;
-        self.pool.publish_result(&rec)
-    }
-
-    /// KDBUS_CMD_BUS_CREATOR_INFO (connection.md 6.2).
-    pub(crate) fn bus_creator_info(&self, c: &Cmd<'_>) -> Result<(u64, u64)> {
-        cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_info, attach_flags)))?;
-        let bus = &self.ep.bus;
-        let name: [&[u8]; 2] = [bus.name(), &[0]];
-        let rec = info_record(bus.id, bus.flags, &[(KDBUS_ITEM_MAKE_NAME, &name)])?;
-        self.pool.publish_result(&rec)
-    }
-
-    /// KDBUS_CMD_LIST (names.md 8); names come with the name registry.
-    pub(crate) fn list(&self, flags: u64) -> Result<(u64, u64)> {
-        let mut out = KVec::new();
-        if flags & KDBUS_LIST_UNIQUE as u64 != 0 {
-            for c in self.ep.bus.conns()?.iter().filter(|c| !c.is_monitor()) {
-                out.extend_from_slice(&info_record(c.id, c.flags, &[])?, GFP_KERNEL)?;
-            }
-        }
-        if out.is_empty() {
-            return Ok((self.pool.size(), 0));
-        }
-        self.pool.publish_result(&out)
     }
 
     /// KDBUS_CMD_UPDATE (connection.md 5).

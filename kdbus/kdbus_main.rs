@@ -6,8 +6,8 @@
 //! kernel calls; also built in userspace by `kdbus-proto` for tests):
 //! [`errno`], [`limits`], [`item`], [`cmd`], [`msg`], [`names`], [`bloom`],
 //! [`slices`], [`quota`]. Kernel objects, one file each: [`domain`],
-//! [`bus`], [`endpoint`], [`connection`], [`pool`], [`message`], [`queue`],
-//! [`reply`], [`handle`]; the filesystem is [`fs`]; the FFI glue is
+//! [`bus`], [`endpoint`], [`connection`], [`info`], [`pool`], [`message`],
+//! [`queue`], [`reply`], [`handle`]; the filesystem is [`fs`]; the FFI glue is
 //! [`bindings`], [`cred`], [`file`], [`wait`], [`kvec`], [`error`].
 //!
 //! # Lock order
@@ -55,6 +55,7 @@ mod error;
 mod file;
 mod fs;
 mod handle;
+mod info;
 #[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
 #[allow(dead_code)] // Shared API: parts serve commands still to come.
 mod item;
