@@ -83,6 +83,14 @@ else
   echo "not ok - vm-suite (nothing to boot: module or test binary missing)"; failed=$((failed + 1))
 fi
 
+note "VM machinery self-test (real boots: hang, panic, WARNING, kmemleak, kdbus=0)"
+if bash tools/testing/vm/test-vm.sh debug >"$out/vm-machinery.log" 2>&1; then :; else
+  grep -a '^not ok' "$out/vm-machinery.log" | sed 's/^/#   /'; fi
+read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed/ {p=$1; f=$3} END {print p+0, f+0}' "$out/vm-machinery.log")
+echo "# vm machinery: $p passed, $f failed"
+if [ "$p" = 0 ] && [ "$f" = 0 ]; then f=1; fi
+passed=$((passed + p)) failed=$((failed + f))
+
 note "done"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
