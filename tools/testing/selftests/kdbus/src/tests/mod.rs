@@ -9,6 +9,7 @@ mod hello;
 mod info;
 mod memfd;
 mod mmap;
+mod monitor;
 mod pool;
 mod quota;
 mod race;
@@ -193,6 +194,8 @@ pub static TESTS: &[Test] = &[
     ("info-conn-info", info::conn_info),
     ("info-conn-info-errors", info::conn_info_errors),
     ("info-monitor-visibility", info::monitor_visibility),
+    ("monitor-sees-traffic", monitor::sees_traffic),
+    ("monitor-not-addressable", monitor::not_addressable),
     ("info-bus-creator", info::bus_creator_info),
     ("info-bus-creator-errors", info::bus_creator_info_errors),
     ("info-list", info::list),
