@@ -140,8 +140,17 @@ pub(crate) unsafe fn is_kdbus_file(file: *mut bindings::file) -> bool {
     unsafe { core::ptr::eq((*file).f_op, NODE_FOPS.get().cast_const()) }
 }
 
+/// Inode numbers: node ids, the smallest free number from 1, module-wide
+/// (fs.md 3.1). Initialised by [`register`].
+static INO_IDA: KernelStatic<bindings::ida> =
+    // SAFETY: all-zero is a valid bit pattern; `register` initialises it
+    // before any use.
+    KernelStatic(UnsafeCell::new(unsafe { core::mem::zeroed() }));
+
 /// Registers kdbusfs and creates its mount point `/sys/fs/kdbus`.
 pub(crate) fn register() -> Result {
+    // SAFETY: nothing uses the allocator before the filesystem exists.
+    unsafe { bindings::kdbus_ida_init(INO_IDA.get()) };
     // SAFETY: FS_TYPE is a static, fully initialised file_system_type.
     let ret = unsafe { bindings::register_filesystem(FS_TYPE.get()) };
     if ret < 0 {
@@ -165,6 +174,8 @@ pub(crate) fn unregister() {
     unsafe { bindings::sysfs_remove_mount_point(bindings::fs_kobj, c"kdbus".as_ptr().cast()) };
     // SAFETY: registered by `register`.
     unsafe { bindings::unregister_filesystem(FS_TYPE.get()) };
+    // SAFETY: every inode is gone (no mount is left), so no id is in use.
+    unsafe { bindings::ida_destroy(INO_IDA.get()) };
 }
 
 /// `file_system_type.init_fs_context`.
@@ -200,14 +211,23 @@ unsafe fn new_inode(
     uid: bindings::kuid_t,
     gid: bindings::kgid_t,
 ) -> Result<*mut bindings::inode> {
+    // SAFETY: the allocator is initialised (register).
+    let ino =
+        unsafe { bindings::ida_alloc_range(INO_IDA.get(), 1, i32::MAX as _, bindings::GFP_KERNEL) };
+    if ino < 0 {
+        return Err(Errno(-ino));
+    }
     // SAFETY: `sb` is live (contract).
     let inode = unsafe { bindings::new_inode(sb) };
     if inode.is_null() {
+        // SAFETY: allocated above, not handed out.
+        unsafe { bindings::ida_free(INO_IDA.get(), ino as _) };
         return Err(ENOMEM);
     }
-    // SAFETY: a fresh inode, ours until it is instantiated.
+    // SAFETY: a fresh inode, ours until it is instantiated; evict_inode
+    // frees its number.
     unsafe {
-        (*inode).i_ino = bindings::get_next_ino() as _;
+        (*inode).i_ino = ino as _;
         (*inode).i_mode = mode;
         (*inode).i_uid = uid;
         (*inode).i_gid = gid;
@@ -318,6 +338,7 @@ unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
     unsafe {
         bindings::truncate_inode_pages_final(&raw mut (*inode).i_data);
         bindings::clear_inode(inode);
+        bindings::ida_free(INO_IDA.get(), (*inode).i_ino as _);
         let node = (*inode).i_private;
         if !node.is_null() {
             (*inode).i_private = ptr::null_mut();

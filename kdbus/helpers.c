@@ -4,6 +4,7 @@
  */
 #include <linux/cred.h>
 #include <linux/fs.h>
+#include <linux/idr.h>
 #include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/shmem_fs.h>
@@ -34,6 +35,7 @@ void kdbus_init_delayed_work(struct delayed_work *dw,
 void kdbus_mod_delayed_work(struct delayed_work *dw, unsigned long delay) { mod_delayed_work(system_wq, dw, delay); }
 void kdbus_get_file(struct file *file) { get_file(file); }
 void kdbus_put_page(struct page *page) { put_page(page); }
+void kdbus_ida_init(struct ida *ida) { ida_init(ida); }
 bool kdbus_is_shmem_file(struct file *file) { return shmem_file(file); }
 unsigned int kdbus_shmem_seals(struct file *file) { return SHMEM_I(file_inode(file))->seals; }
 s64 kdbus_file_size(struct file *file) { return i_size_read(file_inode(file)); }

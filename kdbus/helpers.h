@@ -36,6 +36,8 @@ void kdbus_mod_delayed_work(struct delayed_work *dw, unsigned long delay);
 void kdbus_get_file(struct file *file);
 struct page;
 void kdbus_put_page(struct page *page);
+struct ida;
+void kdbus_ida_init(struct ida *ida);
 bool kdbus_is_shmem_file(struct file *file);
 unsigned int kdbus_shmem_seals(struct file *file);
 s64 kdbus_file_size(struct file *file);

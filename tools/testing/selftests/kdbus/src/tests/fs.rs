@@ -128,3 +128,36 @@ pub fn read_write(ctx: &Ctx) -> TestResult {
     }
     Ok(())
 }
+
+/// Inode numbers are node ids (fs.md 3.1): unique among live nodes and the
+/// smallest free number, so the nodes of a removed bus give their numbers
+/// to the next bus.
+pub fn inode_numbers(ctx: &Ctx) -> TestResult {
+    let ino = |p: &std::path::Path| -> Result<u64, String> {
+        std::fs::metadata(p)
+            .map(|m| m.ino())
+            .map_err(|e| format!("stat {}: {e}", p.display()))
+    };
+    let live = [
+        ino(&ctx.mount)?,
+        ino(&ctx.mount.join("control"))?,
+        ino(&ctx.bus.dir())?,
+        ino(&ctx.bus.endpoint())?,
+    ];
+    let first = ctx.new_bus(0)?;
+    let (dir, ep) = (ino(&first.dir())?, ino(&first.endpoint())?);
+    ensure!(
+        dir != ep && !live.contains(&dir) && !live.contains(&ep),
+        "inode numbers {dir}, {ep} of a new bus collide with live nodes {live:?}"
+    );
+    ensure!(dir > 0 && ep > 0, "inode numbers start at 1");
+    drop(first);
+    let second = ctx.new_bus(0)?;
+    let again = (ino(&second.dir())?, ino(&second.endpoint())?);
+    ensure_eq!(
+        again,
+        (dir, ep),
+        "numbers of the next bus after the first was removed"
+    );
+    Ok(())
+}

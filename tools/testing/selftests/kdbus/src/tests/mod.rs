@@ -97,6 +97,7 @@ pub static TESTS: &[Test] = &[
     ("fs-statfs-magic", fs::statfs_magic),
     ("fs-nodes", fs::nodes),
     ("fs-read-write", fs::read_write),
+    ("fs-inode-numbers", fs::inode_numbers),
     // KDBUS_CMD_SEND
     ("send-basic", send::basic),
     ("send-to-self", send::to_self),
