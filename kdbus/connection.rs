@@ -329,10 +329,17 @@ impl Connection {
         };
         // Until it is linked into the bus nobody can see the connection:
         // undo without the disconnect sequence and its notifications.
+        // A racing endpoint teardown may have disconnected it already (it
+        // was linked into the endpoint): then that undid everything.
         let undo = |e| {
-            conn.active.store(false, Ordering::Release);
-            ep.unlink(&conn);
-            domain.uncharge(charged_uid, Charge::Conn);
+            let was_active = {
+                let _g = conn.inner.lock();
+                conn.active.swap(false, Ordering::AcqRel)
+            };
+            if was_active {
+                ep.unlink(&conn);
+                domain.uncharge(charged_uid, Charge::Conn);
+            }
             Err(e)
         };
 
