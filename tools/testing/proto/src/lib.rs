@@ -14,21 +14,21 @@ pub mod uapi {
     pub use kdbus_uapi::*;
 }
 
-#[path = "../../bloom.rs"]
+#[path = "../../../../kdbus/bloom.rs"]
 pub mod bloom;
-#[path = "../../cmd.rs"]
+#[path = "../../../../kdbus/cmd.rs"]
 pub mod cmd;
-#[path = "../../errno.rs"]
+#[path = "../../../../kdbus/errno.rs"]
 pub mod errno;
-#[path = "../../item.rs"]
+#[path = "../../../../kdbus/item.rs"]
 pub mod item;
-#[path = "../../limits.rs"]
+#[path = "../../../../kdbus/limits.rs"]
 pub mod limits;
-#[path = "../../msg.rs"]
+#[path = "../../../../kdbus/msg.rs"]
 pub mod msg;
-#[path = "../../names.rs"]
+#[path = "../../../../kdbus/names.rs"]
 pub mod names;
-#[path = "../../quota.rs"]
+#[path = "../../../../kdbus/quota.rs"]
 pub mod quota;
-#[path = "../../slices.rs"]
+#[path = "../../../../kdbus/slices.rs"]
 pub mod slices;
