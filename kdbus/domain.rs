@@ -148,7 +148,7 @@ impl Domain {
         if *count >= max {
             let empty = u.buses == 0 && u.conns == 0;
             if empty {
-                remove_user(&mut g.users, idx);
+                remove(&mut g.users, idx);
             }
             return Err(EMFILE);
         }
@@ -166,7 +166,7 @@ impl Domain {
                 Charge::Conn => u.conns = u.conns.saturating_sub(1),
             }
             if u.buses == 0 && u.conns == 0 {
-                remove_user(&mut g.users, idx);
+                remove(&mut g.users, idx);
             }
         }
     }
@@ -183,8 +183,4 @@ impl Domain {
             bus.deactivate();
         }
     }
-}
-
-fn remove_user(users: &mut KVec<UserAccount>, idx: usize) {
-    remove(users, idx);
 }

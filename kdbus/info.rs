@@ -6,8 +6,9 @@
 
 use crate::cmd::{self, Cmd};
 use crate::connection::Connection;
-use crate::errno::{Result, EINVAL, EMSGSIZE, ENXIO, ESRCH};
+use crate::errno::{Result, EINVAL, ENXIO, ESRCH};
 use crate::item;
+use crate::message::push_item;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
@@ -17,17 +18,7 @@ fn info_record(id: u64, flags: u64, items: &[(u32, &[&[u8]])]) -> Result<KVec<u8
     let mut out = KVec::new();
     out.extend_with(size_of::<kdbus_info>(), 0, GFP_KERNEL)?;
     for (ty, parts) in items {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        out.extend_from_slice(
-            &((item::HEADER_SIZE + len) as u64).to_ne_bytes(),
-            GFP_KERNEL,
-        )?;
-        out.extend_from_slice(&(*ty as u64).to_ne_bytes(), GFP_KERNEL)?;
-        for p in parts.iter() {
-            out.extend_from_slice(p, GFP_KERNEL)?;
-        }
-        let padded = item::align8(out.len()).ok_or(EMSGSIZE)?;
-        out.extend_with(padded - out.len(), 0, GFP_KERNEL)?;
+        push_item(&mut out, *ty, parts)?;
     }
     let size = out.len() as u64;
     item::write_u64(&mut out, offset_of!(kdbus_info, size), size);

@@ -59,7 +59,9 @@ pub(crate) struct Head {
     pub(crate) msg_size: u64,
 }
 
-fn push_item(out: &mut KVec<u8>, ty: u32, payload: &[&[u8]]) -> Result<usize> {
+/// Appends an item of type `ty` whose payload is the concatenation of
+/// `payload`, zero-padded to 8; returns its (unpadded) size.
+pub(crate) fn push_item(out: &mut KVec<u8>, ty: u32, payload: &[&[u8]]) -> Result<usize> {
     let len: usize = payload.iter().map(|p| p.len()).sum();
     let size = HEADER_SIZE + len;
     out.extend_from_slice(&(size as u64).to_ne_bytes(), GFP_KERNEL)?;
