@@ -1,31 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Buses (spec: bus.md): KDBUS_CMD_BUS_MAKE and bus teardown.
+//! Buses (spec: bus.md): KDBUS_CMD_BUS_MAKE, the bus's connections, and bus
+//! teardown.
 
-use crate::bindings;
-use crate::bloom::BloomParams;
-use crate::cmd::{self, Cmd};
 use crate::connection::Connection;
-use crate::cred::Creds;
-use crate::domain::{Charge, Domain};
+use crate::domain::{Account, AccountKind, Domain};
 use crate::endpoint::Endpoint;
-use crate::errno::{Result, EINVAL};
-use crate::fs::{self, NodeDentry};
-use crate::kvec::remove_arc;
-use crate::names;
+use crate::fs::Node;
+use crate::glue::cred::{Credential, Kgid, Kuid};
+use crate::glue::gfp;
+use crate::glue::random;
+use crate::glue::stats::{Kind, Live};
+use crate::proto::bloom::BloomParams;
+use crate::proto::cmd::{self, Cmd};
+use crate::proto::errno::{Result, EINVAL, ESHUTDOWN};
+use crate::proto::names;
 use crate::uapi::*;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::{Arc, Mutex};
 
 struct BusInner {
     active: bool,
-    /// The bus directory, once created.
-    dir: Option<NodeDentry>,
+    /// The bus directory, once published; removed when dropped.
+    node: Option<Node>,
+    /// The charge of the bus to its creator, given back at teardown.
+    account: Option<Account>,
+    /// The default endpoint first, then custom ones.
     endpoints: KVec<Arc<Endpoint>>,
-    /// Connected peers (all types), by id order of arrival.
-    conns: KVec<Arc<Connection>>,
-    /// Last message sequence number handed out.
-    last_seq: u64,
+    /// Connected peers (all types) by id.
+    conns: RBTree<u64, Arc<Connection>>,
+    /// The monitors among them, by id.
+    monitors: RBTree<u64, Arc<Connection>>,
 }
 
 /// A bus: a name registry, bloom parameters and endpoints, alive as long as
@@ -43,18 +50,23 @@ pub(crate) struct Bus {
     /// Creator metadata connections may query (ATTACH_FLAGS_SEND of BUS_MAKE).
     pub(crate) attach_owner: u64,
     /// Creator's effective uid and gid: owners of the bus nodes.
-    pub(crate) uid: bindings::kuid_t,
-    pub(crate) gid: bindings::kgid_t,
-    /// Real uid the bus is charged to.
-    charged_uid: u32,
+    pub(crate) uid: Kuid,
+    pub(crate) gid: Kgid,
     name: KVec<u8>,
+    /// Last message sequence number handed out (message.md 11).
+    last_seq: AtomicU64,
+    /// Orders the announcements of connections (ID_ADD while linking, ID_REMOVE
+    /// at disconnect), so a removal is never announced before the addition.
+    #[pin]
+    pub(crate) announce: Mutex<()>,
     #[pin]
     inner: Mutex<BusInner>,
+    _live: Live,
 }
 
-/// Mode bits for a bus directory or endpoint file made with `flags`.
+/// Mode bits for a bus directory or endpoint file made with `flags`: `base`
+/// (0o500 or 0o600), copied to group and world as the access flags say.
 pub(crate) fn node_mode(flags: u64, base: u16) -> u16 {
-    // base is 0o500 (dir) or 0o600 (file); group/world copy its bits.
     let mut mode = base;
     if flags & (KDBUS_MAKE_ACCESS_GROUP | KDBUS_MAKE_ACCESS_WORLD) as u64 != 0 {
         mode |= base >> 3;
@@ -71,8 +83,20 @@ impl Bus {
         &self.name
     }
 
-    /// KDBUS_CMD_BUS_MAKE in `domain` (bus.md 2), after generic parsing.
-    pub(crate) fn make(domain: &Arc<Domain>, c: &Cmd<'_>) -> Result<Arc<Bus>> {
+    /// The mode of the bus directory.
+    pub(crate) fn dir_mode(&self) -> u16 {
+        node_mode(self.flags, 0o500)
+    }
+
+    /// The mode of the default endpoint file.
+    pub(crate) fn file_mode(&self) -> u16 {
+        node_mode(self.flags, 0o600)
+    }
+
+    /// KDBUS_CMD_BUS_MAKE in `domain` by a task with `cred` (bus.md 2),
+    /// after generic parsing. The bus and its default endpoint exist but are
+    /// not published yet (`fs::publish_bus`).
+    pub(crate) fn make(domain: &Arc<Domain>, cred: &Credential, c: &Cmd<'_>) -> Result<Arc<Bus>> {
         let name = c.item(KDBUS_ITEM_MAKE_NAME).ok_or(EINVAL)?.str_bytes();
         let bloom_item = c.item(KDBUS_ITEM_BLOOM_PARAMETER).ok_or(EINVAL)?;
         let bloom = BloomParams::new(bloom_item.u64_at(0), bloom_item.u64_at(8))?;
@@ -80,17 +104,17 @@ impl Bus {
             Some(i) => cmd::sanitize_attach(i.u64())?,
             None => 0,
         };
-        let creds = Creds::current();
-        let uid = domain.user_ns.map_uid(creds.euid).ok_or(EINVAL)?;
+        let uid = domain.user_ns.map_uid(cred.euid()).ok_or(EINVAL)?;
         names::check_uid_prefix(name, uid)?;
 
         let mut id128 = [0u8; 16];
-        // SAFETY: `id128` is a writable buffer of 16 bytes.
-        unsafe { bindings::get_random_bytes(id128.as_mut_ptr().cast(), 16) };
+        random::fill(&mut id128);
         id128[6] = (id128[6] & 0x0f) | 0x40;
         id128[8] = (id128[8] & 0x3f) | 0x80;
-        let mut name_buf = KVec::with_capacity(name.len(), GFP_KERNEL)?;
-        name_buf.extend_from_slice(name, GFP_KERNEL)?;
+        let mut name_buf = KVec::with_capacity(name.len(), gfp())?;
+        name_buf.extend_from_slice(name, gfp())?;
+        let mut endpoints = KVec::new();
+        endpoints.reserve(1, gfp())?;
 
         let bus = Arc::pin_init(
             pin_init!(Bus {
@@ -100,139 +124,145 @@ impl Bus {
                 flags: c.flags,
                 bloom,
                 attach_owner,
-                uid: creds.euid,
-                gid: creds.egid,
-                charged_uid: creds.uid.val,
+                uid: cred.euid(),
+                gid: cred.egid(),
                 name: name_buf,
+                last_seq: AtomicU64::new(0),
+                announce <- kernel::new_mutex!((), "kdbus_bus_announce"),
                 inner <- kernel::new_mutex!(BusInner {
                     active: true,
-                    dir: None,
-                    endpoints: KVec::new(),
-                    conns: KVec::new(),
-                    last_seq: 0,
+                    node: None,
+                    account: None,
+                    endpoints,
+                    conns: RBTree::new(),
+                    monitors: RBTree::new(),
                 }, "kdbus_bus"),
+                _live: Live::new(Kind::Bus),
             }),
-            GFP_KERNEL,
+            gfp(),
         )?;
-        domain.link_bus(&bus)?;
-        if let Err(e) = domain.charge(bus.charged_uid, Charge::Bus) {
-            domain.unlink_bus(&bus);
-            return Err(e);
-        }
-        if let Err(e) = bus.activate() {
-            bus.deactivate();
-            return Err(e);
+        let ep = Endpoint::new(bus.clone(), true, bus.flags, bus.uid, bus.gid)?;
+        // Capacity was reserved above.
+        let _ = bus.inner.lock().endpoints.push(ep, gfp());
+        // The name first (EEXIST), then the creator's bus count (EMFILE).
+        let charged = domain
+            .link_bus(&bus)
+            .and_then(|()| domain.charge(cred.uid(), AccountKind::Bus));
+        match charged {
+            Ok(account) => bus.inner.lock().account = Some(account),
+            Err(e) => {
+                bus.deactivate();
+                return Err(e);
+            }
         }
         Ok(bus)
     }
 
-    /// Creates the bus directory and its default endpoint `bus`.
-    fn activate(self: &Arc<Self>) -> Result {
-        let dir = fs::create_dir(
-            &self.domain,
-            &self.name,
-            node_mode(self.flags, 0o500),
-            self.uid,
-            self.gid,
-        )?;
-        let parent = dir.as_ptr();
-        {
-            let mut g = self.inner.lock();
-            if !g.active {
-                drop(g);
-                fs::remove_tree(dir);
-                return Err(crate::errno::ESHUTDOWN);
-            }
-            g.dir = Some(dir);
+    /// The default endpoint, while the bus is up.
+    pub(crate) fn default_endpoint(&self) -> Option<Arc<Endpoint>> {
+        let g = self.inner.lock();
+        if !g.active {
+            return None;
         }
-        let ep = Endpoint::new(self.clone(), true, self.flags, self.uid, self.gid)?;
-        {
-            let mut g = self.inner.lock();
-            if !g.active {
-                return Err(crate::errno::ESHUTDOWN);
-            }
-            g.endpoints.push(ep.clone(), GFP_KERNEL)?;
+        g.endpoints.first().cloned()
+    }
+
+    /// Keeps the published directory node; `ESHUTDOWN` (and the node is
+    /// removed) if the bus was torn down meanwhile.
+    pub(crate) fn set_node(&self, node: Node) -> Result {
+        let mut g = self.inner.lock();
+        if !g.active {
+            drop(g);
+            drop(node);
+            return Err(ESHUTDOWN);
         }
-        fs::create_endpoint_file(
-            parent,
-            b"bus",
-            node_mode(self.flags, 0o600),
-            self.uid,
-            self.gid,
-            ep,
-        )?;
+        g.node = Some(node);
         Ok(())
     }
 
     /// The next message sequence number (message.md 11).
     pub(crate) fn next_seq(&self) -> u64 {
-        let mut g = self.inner.lock();
-        g.last_seq += 1;
-        g.last_seq
+        self.last_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Makes a connection findable by id; `ESHUTDOWN` once torn down.
+    /// Makes a connection findable by id, and links it into its endpoint, in
+    /// one step: `ESHUTDOWN` if either was torn down. Nodes are allocated
+    /// before the locks are taken.
     pub(crate) fn link_conn(&self, conn: &Arc<Connection>) -> Result {
+        let by_id = RBTreeNodeReservation::new(gfp())?;
+        let monitor = match conn.is_monitor() {
+            true => Some(RBTreeNodeReservation::new(gfp())?),
+            false => None,
+        };
+        let in_ep = RBTreeNodeReservation::new(gfp())?;
         let mut g = self.inner.lock();
         if !g.active {
-            return Err(crate::errno::ESHUTDOWN);
+            return Err(ESHUTDOWN);
         }
-        g.conns.push(conn.clone(), GFP_KERNEL)?;
+        conn.ep.link(in_ep, conn)?;
+        g.conns.insert(by_id.into_node(conn.id, conn.clone()));
+        if let Some(m) = monitor {
+            g.monitors.insert(m.into_node(conn.id, conn.clone()));
+        }
         Ok(())
     }
 
-    /// Removes a disconnected connection from the bus.
+    /// Removes a disconnected connection from the bus and its endpoint.
     pub(crate) fn unlink_conn(&self, conn: &Connection) {
-        let gone = remove_arc(&mut self.inner.lock().conns, conn);
-        drop(gone);
+        let (a, b, c) = {
+            let mut g = self.inner.lock();
+            let a = g.conns.remove(&conn.id);
+            let b = g.monitors.remove(&conn.id);
+            (a, b, conn.ep.unlink(conn))
+        };
+        // The last references may go here: dropped outside the locks.
+        drop((a, b, c));
+    }
+
+    fn next_in(tree: &mut RBTree<u64, Arc<Connection>>, after: u64) -> Option<Arc<Connection>> {
+        let key = after.checked_add(1)?;
+        let cursor = tree.cursor_lower_bound(&key)?;
+        Some(cursor.current().1.clone())
     }
 
     /// The connection with unique id `id`.
     pub(crate) fn find_conn(&self, id: u64) -> Option<Arc<Connection>> {
-        self.inner.lock().conns.iter().find(|c| c.id == id).cloned()
+        self.inner.lock().conns.get(&id).cloned()
     }
 
-    /// A snapshot of the connected peers, to work on without the bus lock.
-    pub(crate) fn conns(&self) -> Result<KVec<Arc<Connection>>> {
-        let g = self.inner.lock();
-        let mut v = KVec::with_capacity(g.conns.len(), GFP_KERNEL)?;
-        for c in g.conns.iter() {
-            v.push(c.clone(), GFP_KERNEL)?;
-        }
-        Ok(v)
+    /// The connection with the smallest id above `after`: iterating with it
+    /// visits every connection that stays linked, holding no lock between
+    /// steps and allocating nothing.
+    pub(crate) fn conn_after(&self, after: u64) -> Option<Arc<Connection>> {
+        Self::next_in(&mut self.inner.lock().conns, after)
     }
 
-    /// A snapshot of the monitors (empty if it cannot be allocated).
-    pub(crate) fn monitors(&self) -> KVec<Arc<Connection>> {
-        let g = self.inner.lock();
-        let mut v = KVec::new();
-        for c in g.conns.iter().filter(|c| c.is_monitor()) {
-            if v.push(c.clone(), GFP_KERNEL).is_err() {
-                break;
-            }
-        }
-        v
+    /// The monitor with the smallest id above `after` (as [`Bus::conn_after`]).
+    pub(crate) fn monitor_after(&self, after: u64) -> Option<Arc<Connection>> {
+        Self::next_in(&mut self.inner.lock().monitors, after)
     }
 
     /// Tears the bus down (fs.md 5): endpoints and their connections first,
     /// then the directory; then the name is freed. Idempotent.
     pub(crate) fn deactivate(&self) {
-        let (dir, endpoints) = {
+        let (node, endpoints, account) = {
             let mut g = self.inner.lock();
             if !g.active {
                 return;
             }
             g.active = false;
-            (g.dir.take(), core::mem::take(&mut g.endpoints))
+            (
+                g.node.take(),
+                core::mem::take(&mut g.endpoints),
+                g.account.take(),
+            )
         };
         for ep in endpoints.iter() {
             ep.deactivate();
         }
         drop(endpoints);
-        if let Some(dir) = dir {
-            fs::remove_tree(dir);
-        }
-        self.domain.uncharge(self.charged_uid, Charge::Bus);
+        drop(node);
+        drop(account);
         self.domain.unlink_bus(self);
     }
 }

@@ -5,73 +5,95 @@
 //! buses so their names stay unique until each is fully torn down.
 
 use crate::bus::Bus;
-use crate::cred::UserNs;
-use crate::errno::{Result, EEXIST, EMFILE, ESHUTDOWN};
-use crate::kvec::{remove, remove_arc};
-use crate::limits::{USER_MAX_BUSES, USER_MAX_CONN};
+use crate::fs::Dir;
+use crate::glue::cred::{Kuid, UserNamespace};
+use crate::glue::gfp;
+use crate::glue::stats::{Kind, Live};
+use crate::proto::errno::{Result, EEXIST, EMFILE, ESHUTDOWN};
+use crate::proto::limits::{USER_MAX_BUSES, USER_MAX_CONN};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::{Arc, Mutex};
+use kernel::types::ARef;
 
 /// Per-user counters of one domain.
+#[derive(Clone, Copy, Default)]
 struct UserAccount {
-    /// Global kuid value.
-    uid: u32,
     buses: u32,
     conns: u32,
 }
 
-/// The root dentry of the mount, valid while the superblock lives.
-#[derive(Clone, Copy)]
-struct Root(*mut crate::bindings::dentry);
-
-// SAFETY: a dentry pointer may be handed between threads; its lifetime is
-// bound to the superblock, which outlives every user of the domain.
-unsafe impl Send for Root {}
-
 struct DomainInner {
     active: bool,
-    root: Option<Root>,
-    /// Last id handed out; buses and connections share the counter.
-    last_id: u64,
-    buses: KVec<Arc<Bus>>,
-    users: KVec<UserAccount>,
+    /// The mount's root directory, until the superblock dies.
+    root: Option<Dir>,
+    /// Live buses by id; their names are unique in the domain.
+    buses: RBTree<u64, Arc<Bus>>,
+    /// Counters of users with buses or connections (global kuid values).
+    users: RBTree<u32, UserAccount>,
 }
 
 /// One kdbusfs mount.
 #[pin_data]
 pub(crate) struct Domain {
     /// The user namespace of the mounting task.
-    pub(crate) user_ns: UserNs,
+    pub(crate) user_ns: ARef<UserNamespace>,
+    /// Last id handed out; buses and connections share the counter.
+    last_id: AtomicU64,
     #[pin]
     inner: Mutex<DomainInner>,
+    _live: Live,
 }
 
 /// Which per-user counter to charge.
 #[derive(Clone, Copy)]
-pub(crate) enum Charge {
+pub(crate) enum AccountKind {
     /// A bus (limit [`USER_MAX_BUSES`]).
     Bus,
     /// A connection (limit [`USER_MAX_CONN`]).
     Conn,
 }
 
+/// One bus or connection charged to a user of a domain; given back on drop.
+pub(crate) struct Account {
+    domain: Arc<Domain>,
+    uid: Kuid,
+    kind: AccountKind,
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        self.domain.uncharge(self.uid, self.kind);
+    }
+}
+
+impl UserAccount {
+    fn counter(&mut self, kind: AccountKind) -> (&mut u32, u32) {
+        match kind {
+            AccountKind::Bus => (&mut self.buses, USER_MAX_BUSES),
+            AccountKind::Conn => (&mut self.conns, USER_MAX_CONN),
+        }
+    }
+}
+
 impl Domain {
-    /// A new, active domain for a mount made in `user_ns`.
-    pub(crate) fn new(user_ns: UserNs) -> Result<Arc<Self>> {
-        let d = Arc::pin_init(
+    /// A new, active domain for a mount made in `user_ns`, rooted at `root`.
+    pub(crate) fn new(user_ns: ARef<UserNamespace>, root: Dir) -> Result<Arc<Self>> {
+        Ok(Arc::pin_init(
             pin_init!(Domain {
                 user_ns,
+                last_id: AtomicU64::new(0),
                 inner <- kernel::new_mutex!(DomainInner {
                     active: true,
-                    root: None,
-                    last_id: 0,
-                    buses: KVec::new(),
-                    users: KVec::new(),
+                    root: Some(root),
+                    buses: RBTree::new(),
+                    users: RBTree::new(),
                 }, "kdbus_domain"),
+                _live: Live::new(Kind::Domain),
             }),
-            GFP_KERNEL,
-        )?;
-        Ok(d)
+            gfp(),
+        )?)
     }
 
     /// Whether the domain is still mounted.
@@ -79,16 +101,11 @@ impl Domain {
         self.inner.lock().active
     }
 
-    /// Records the mount's root dentry (at fill_super).
-    pub(crate) fn set_root(&self, root: *mut crate::bindings::dentry) {
-        self.inner.lock().root = Some(Root(root));
-    }
-
-    /// The mount's root dentry, while the domain is active.
-    pub(crate) fn root(&self) -> Option<*mut crate::bindings::dentry> {
+    /// The mount's root directory, while the domain is active.
+    pub(crate) fn root(&self) -> Option<Dir> {
         let g = self.inner.lock();
         if g.active {
-            g.root.map(|r| r.0)
+            g.root.clone()
         } else {
             None
         }
@@ -96,90 +113,78 @@ impl Domain {
 
     /// The next bus or connection id (never reused).
     pub(crate) fn next_id(&self) -> u64 {
-        let mut g = self.inner.lock();
-        g.last_id += 1;
-        g.last_id
+        self.last_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Links a new bus, reserving its name.
+    /// Links a new bus, reserving its name (`EEXIST` if taken).
     pub(crate) fn link_bus(&self, bus: &Arc<Bus>) -> Result {
+        let node = RBTreeNodeReservation::new(gfp())?;
         let mut g = self.inner.lock();
         if !g.active {
             return Err(ESHUTDOWN);
         }
-        if g.buses.iter().any(|b| b.name() == bus.name()) {
+        if g.buses.values().any(|b| b.name() == bus.name()) {
             return Err(EEXIST);
         }
-        g.buses.push(bus.clone(), GFP_KERNEL)?;
+        g.buses.insert(node.into_node(bus.id, bus.clone()));
         Ok(())
     }
 
     /// Unlinks a torn-down bus, freeing its name.
     pub(crate) fn unlink_bus(&self, bus: &Bus) {
-        let mut g = self.inner.lock();
-        let gone = remove_arc(&mut g.buses, bus);
-        drop(g);
-        // The last reference may go here: drop it outside the lock.
+        let gone = self.inner.lock().buses.remove(&bus.id);
+        // The last reference may go here: dropped outside the lock.
         drop(gone);
     }
 
-    /// Charges one bus or connection to the user `uid` (global kuid value).
-    pub(crate) fn charge(&self, uid: u32, what: Charge) -> Result {
+    /// Charges one bus or connection to user `uid` (`EMFILE` over the
+    /// limit); the returned [`Account`] gives it back.
+    pub(crate) fn charge(self: &Arc<Self>, uid: Kuid, kind: AccountKind) -> Result<Account> {
+        let node = RBTreeNodeReservation::new(gfp())?;
         let mut g = self.inner.lock();
-        let idx = match g.users.iter().position(|u| u.uid == uid) {
-            Some(i) => i,
-            None => {
-                g.users.push(
-                    UserAccount {
-                        uid,
-                        buses: 0,
-                        conns: 0,
-                    },
-                    GFP_KERNEL,
-                )?;
-                g.users.len() - 1
-            }
-        };
-        let u = &mut g.users[idx];
-        let (count, max) = match what {
-            Charge::Bus => (&mut u.buses, USER_MAX_BUSES),
-            Charge::Conn => (&mut u.conns, USER_MAX_CONN),
-        };
+        let mut u = g.users.get(&uid.raw()).copied().unwrap_or_default();
+        let (count, max) = u.counter(kind);
         if *count >= max {
-            let empty = u.buses == 0 && u.conns == 0;
-            if empty {
-                remove(&mut g.users, idx);
-            }
             return Err(EMFILE);
         }
         *count += 1;
-        Ok(())
+        match g.users.get_mut(&uid.raw()) {
+            Some(e) => *e = u,
+            None => {
+                g.users.insert(node.into_node(uid.raw(), u));
+            }
+        }
+        Ok(Account {
+            domain: self.clone(),
+            uid,
+            kind,
+        })
     }
 
-    /// Returns a charge taken by [`Domain::charge`].
-    pub(crate) fn uncharge(&self, uid: u32, what: Charge) {
+    fn uncharge(&self, uid: Kuid, kind: AccountKind) {
         let mut g = self.inner.lock();
-        if let Some(idx) = g.users.iter().position(|u| u.uid == uid) {
-            let u = &mut g.users[idx];
-            match what {
-                Charge::Bus => u.buses = u.buses.saturating_sub(1),
-                Charge::Conn => u.conns = u.conns.saturating_sub(1),
-            }
+        if let Some(u) = g.users.get_mut(&uid.raw()) {
+            let (count, _) = u.counter(kind);
+            *count = count.saturating_sub(1);
             if u.buses == 0 && u.conns == 0 {
-                remove(&mut g.users, idx);
+                g.users.remove(&uid.raw());
             }
         }
     }
 
-    /// Unmount: deactivates the domain and tears down every bus in it.
+    /// Unmount: deactivates the domain, lets go of its root and tears down
+    /// every bus in it.
     pub(crate) fn deactivate(&self) {
-        let buses = {
+        let (buses, root) = {
             let mut g = self.inner.lock();
             g.active = false;
-            g.root = None;
-            core::mem::take(&mut g.buses)
+            (
+                core::mem::replace(&mut g.buses, RBTree::new()),
+                g.root.take(),
+            )
         };
-        for bus in buses.iter() {
+        drop(root);
+        for bus in buses.values() {
             bus.deactivate();
         }
     }

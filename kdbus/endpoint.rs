@@ -3,17 +3,23 @@
 //! Endpoints (spec: endpoint.md): the files connections are made through.
 //! Only the default endpoint `bus` exists so far.
 
-use crate::bindings;
 use crate::bus::Bus;
 use crate::connection::Connection;
-use crate::errno::{Result, ESHUTDOWN};
-use crate::kvec::remove_arc;
+use crate::fs::Node;
+use crate::glue::cred::{Kgid, Kuid};
+use crate::glue::gfp;
+use crate::glue::stats::{Kind, Live};
+use crate::proto::errno::{Result, ESHUTDOWN};
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::{Arc, Mutex};
 
 struct EndpointInner {
     active: bool,
-    conns: KVec<Arc<Connection>>,
+    /// The endpoint file, once published; removed when dropped.
+    node: Option<Node>,
+    /// Connections made through this endpoint, by id.
+    conns: RBTree<u64, Arc<Connection>>,
 }
 
 /// An endpoint of a bus.
@@ -25,10 +31,11 @@ pub(crate) struct Endpoint {
     /// `KDBUS_MAKE_ACCESS_*` flags of the endpoint.
     pub(crate) flags: u64,
     /// Owner of the endpoint file.
-    pub(crate) uid: bindings::kuid_t,
-    pub(crate) gid: bindings::kgid_t,
+    pub(crate) uid: Kuid,
+    pub(crate) gid: Kgid,
     #[pin]
     inner: Mutex<EndpointInner>,
+    _live: Live,
 }
 
 impl Endpoint {
@@ -37,8 +44,8 @@ impl Endpoint {
         bus: Arc<Bus>,
         is_default: bool,
         flags: u64,
-        uid: bindings::kuid_t,
-        gid: bindings::kgid_t,
+        uid: Kuid,
+        gid: Kgid,
     ) -> Result<Arc<Self>> {
         Ok(Arc::pin_init(
             pin_init!(Endpoint {
@@ -49,10 +56,12 @@ impl Endpoint {
                 gid,
                 inner <- kernel::new_mutex!(EndpointInner {
                     active: true,
-                    conns: KVec::new(),
+                    node: None,
+                    conns: RBTree::new(),
                 }, "kdbus_endpoint"),
+                _live: Live::new(Kind::Endpoint),
             }),
-            GFP_KERNEL,
+            gfp(),
         )?)
     }
 
@@ -61,32 +70,55 @@ impl Endpoint {
         self.inner.lock().active
     }
 
-    /// Links a connection made through this endpoint.
-    pub(crate) fn link(&self, conn: &Arc<Connection>) -> Result {
+    /// Keeps the published file node; `ESHUTDOWN` (and the node is removed)
+    /// if the endpoint was torn down meanwhile.
+    pub(crate) fn set_node(&self, node: Node) -> Result {
+        let mut g = self.inner.lock();
+        if !g.active {
+            drop(g);
+            drop(node);
+            return Err(ESHUTDOWN);
+        }
+        g.node = Some(node);
+        Ok(())
+    }
+
+    /// Links a connection made through this endpoint (called by the bus,
+    /// under its lock, with a node allocated beforehand).
+    pub(crate) fn link(
+        &self,
+        node: RBTreeNodeReservation<u64, Arc<Connection>>,
+        conn: &Arc<Connection>,
+    ) -> Result {
         let mut g = self.inner.lock();
         if !g.active {
             return Err(ESHUTDOWN);
         }
-        g.conns.push(conn.clone(), GFP_KERNEL)?;
+        g.conns.insert(node.into_node(conn.id, conn.clone()));
         Ok(())
     }
 
-    /// Unlinks a disconnected connection.
-    pub(crate) fn unlink(&self, conn: &Connection) {
-        let gone = remove_arc(&mut self.inner.lock().conns, conn);
-        drop(gone);
+    /// Unlinks a disconnected connection; the caller drops the reference
+    /// outside its locks.
+    pub(crate) fn unlink(&self, conn: &Connection) -> Option<Arc<Connection>> {
+        self.inner.lock().conns.remove(&conn.id)
     }
 
-    /// Tears the endpoint down: every connection made through it is
-    /// disconnected. Idempotent.
+    /// Tears the endpoint down: its file is removed and every connection
+    /// made through it is disconnected. Idempotent.
     pub(crate) fn deactivate(&self) {
-        let conns = {
+        let (conns, node) = {
             let mut g = self.inner.lock();
             g.active = false;
-            core::mem::take(&mut g.conns)
+            (
+                core::mem::replace(&mut g.conns, RBTree::new()),
+                g.node.take(),
+            )
         };
-        for c in conns.iter() {
+        for c in conns.values() {
             c.disconnect();
         }
+        drop(conns);
+        drop(node);
     }
 }

@@ -3,20 +3,32 @@
 //! Handles: the state of an open kdbus file and ioctl dispatch (spec:
 //! abi.md 8, 11). This is the only place that touches user memory: every
 //! command is copied in exactly once, and only named fields are written back.
+//! No user memory is touched while an active reference on a connection is
+//! held (disconnect waits for those), nor under any kdbus lock but the
+//! handle's own setup mutex.
 
-use crate::bindings;
 use crate::bus::Bus;
-use crate::cmd::{self, Cmd, CmdSpec, OFF_FLAGS, OFF_RETURN_FLAGS};
-use crate::connection::Connection;
+use crate::connection::{Connection, Sender};
+use crate::delivery;
 use crate::endpoint::Endpoint;
-use crate::errno::{
+use crate::fs::{self, FileNode};
+use crate::glue::cred::Credential;
+use crate::glue::file::File;
+use crate::glue::gfp;
+use crate::glue::poll::{
+    PollTable, PollWatch, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM,
+};
+use crate::glue::stats::{Kind, Live};
+use crate::glue::user;
+use crate::glue::vma::VmaNew;
+use crate::message::Kmsg;
+use crate::proto::cmd::{self, Cmd, CmdSpec, OFF_FLAGS, OFF_RETURN_FLAGS};
+use crate::proto::errno::{
     Result, EAGAIN, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN,
 };
-use crate::file::CancelWatch;
-use crate::fs::Node;
-use crate::limits::CMD_MAX_SIZE;
-use crate::message::Kmsg;
-use crate::msg;
+use crate::proto::limits::CMD_MAX_SIZE;
+use crate::proto::msg;
+use crate::queue::Published;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
@@ -39,9 +51,7 @@ enum State {
 /// The private data of an open kdbus file.
 #[pin_data]
 pub(crate) struct Handle {
-    node: Node,
-    /// The file this handle belongs to (its opener's credentials decide).
-    file: *mut bindings::file,
+    node: FileNode,
     /// Serialises setup ioctls, which copy from user memory while holding
     /// it; never taken by `mmap` (which runs under the mm's mmap_lock).
     #[pin]
@@ -49,19 +59,14 @@ pub(crate) struct Handle {
     /// The state; never changes once typed. Held only to read or set it.
     #[pin]
     state: SpinLock<State>,
+    _live: Live,
 }
-
-// SAFETY: `file` outlives the handle (the handle is freed at release) and is
-// only passed to thread-safe kernel functions.
-unsafe impl Send for Handle {}
-// SAFETY: as above; mutable state is behind the mutex.
-unsafe impl Sync for Handle {}
 
 /// The kernel's copy of a command: on the stack when small (most
 /// commands and messages), else on the heap.
 struct CmdCopy {
     small: [u8; Self::SMALL],
-    heap: KVec<u8>,
+    heap: KVVec<u8>,
     len: usize,
 }
 
@@ -99,22 +104,18 @@ impl UserArg {
         let len = size as usize;
         let mut copy = CmdCopy {
             small: [0; CmdCopy::SMALL],
-            heap: KVec::new(),
+            heap: KVVec::new(),
             len,
         };
-        let reader = UserSlice::new(self.0, len).reader();
-        if len <= CmdCopy::SMALL {
-            reader
-                .clone_reader()
-                .read_slice(copy.bytes())
-                .map_err(|_| EFAULT)?;
-        } else {
-            reader
-                .read_all(&mut copy.heap, GFP_KERNEL)
-                .map_err(|_| EFAULT)?;
+        if len > CmdCopy::SMALL {
+            copy.heap.extend_with(len, 0, gfp())?;
         }
+        UserSlice::new(self.0, len)
+            .reader()
+            .read_slice(copy.bytes())
+            .map_err(|_| EFAULT)?;
         // A racing writer may have changed the size between the two reads.
-        if crate::item::read_u64(copy.bytes(), 0) != Some(size) {
+        if crate::proto::item::read_u64(copy.bytes(), 0) != Some(size) {
             return Err(EINVAL);
         }
         Ok(copy)
@@ -141,6 +142,31 @@ impl UserArg {
             chunk.copy_from_slice(&v.to_ne_bytes());
         }
         self.write(off, &bytes[..n * 8])
+    }
+}
+
+/// Output fields of a command, written back after its work is done (and
+/// its active reference released).
+struct Out {
+    /// `return_flags`.
+    flags: u64,
+    /// Consecutive `u64` fields at an offset of the command.
+    fields: Option<(usize, [u64; 4], usize)>,
+}
+
+impl Out {
+    fn flags(flags: u64) -> Self {
+        Out {
+            flags,
+            fields: None,
+        }
+    }
+
+    fn pair(off: usize, a: u64, b: u64) -> Self {
+        Out {
+            flags: 0,
+            fields: Some((off, [a, b, 0, 0], 2)),
+        }
     }
 }
 
@@ -175,31 +201,45 @@ fn parse_in<'a>(
     Ok(Some(c))
 }
 
-/// Runs one command: copy, generic parsing, negotiation, then `f`, whose
-/// result is the `return_flags` to write back.
-fn run<F>(arg: &UserArg, spec: &'static CmdSpec, f: F) -> Result
+/// Runs one command of a connection: copy and parse (no active reference),
+/// then `f` under an active reference, then the write-back of its output.
+fn run<F>(conn: &Arc<Connection>, arg: &UserArg, spec: &'static CmdSpec, f: F) -> Result
 where
-    F: FnOnce(&Cmd<'_>) -> Result<u64>,
+    F: FnOnce(&Arc<Connection>, &Cmd<'_>) -> Result<Out>,
 {
     let mut buf = arg.copy_in(spec.fixed)?;
     let Some(c) = parse_in(arg, buf.bytes(), spec)? else {
         return Ok(());
     };
-    let r = f(&c);
-    let rf = *r.as_ref().unwrap_or(&0);
-    arg.write_u64(OFF_RETURN_FLAGS, rf)?;
-    r.map(|_| ())
+    let r = {
+        let active = conn.acquire()?;
+        f(active.conn(), &c)
+    };
+    let out = match r {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
+            return Err(e);
+        }
+    };
+    if let Some((off, vals, n)) = out.fields {
+        arg.write_u64s(off, &vals[..n])?;
+    }
+    arg.write_u64(OFF_RETURN_FLAGS, out.flags)
 }
 
 impl Handle {
     /// A new, unset handle on `node`.
-    pub(crate) fn new(node: Node, file: *mut bindings::file) -> impl PinInit<Self> {
-        pin_init!(Handle {
-            node,
-            file,
-            setup <- kernel::new_mutex!((), "kdbus_handle_setup"),
-            state <- kernel::new_spinlock!(State::Unset, "kdbus_handle_state"),
-        })
+    pub(crate) fn new(node: FileNode) -> Result<Pin<KBox<Self>>> {
+        Ok(KBox::pin_init(
+            pin_init!(Handle {
+                node,
+                setup <- kernel::new_mutex!((), "kdbus_handle_setup"),
+                state <- kernel::new_spinlock!(State::Unset, "kdbus_handle_state"),
+                _live: Live::new(Kind::Handle),
+            }),
+            gfp(),
+        )?)
     }
 
     /// The connection, if this handle said HELLO.
@@ -211,14 +251,26 @@ impl Handle {
     }
 
     /// Dispatches an ioctl.
-    pub(crate) fn ioctl(&self, cmd: u32, arg: usize) -> Result {
+    pub(crate) fn ioctl(&self, file: &File, cmd: u32, arg: usize) -> Result {
         let arg = UserArg(arg);
+        if let Some(conn) = self.conn() {
+            // abi.md 11: on a connected handle the active reference comes
+            // first, before the command is looked at.
+            conn.check_active()?;
+            return match cmd {
+                KDBUS_CMD_BUS_MAKE
+                | KDBUS_CMD_HELLO
+                | KDBUS_CMD_ENDPOINT_MAKE
+                | KDBUS_CMD_ENDPOINT_UPDATE => Err(EBADFD),
+                _ => self.conn_ioctl(&conn, cmd, &arg),
+            };
+        }
         match cmd {
             KDBUS_CMD_BUS_MAKE => self.bus_make(&arg),
-            KDBUS_CMD_HELLO => self.hello(&arg),
-            KDBUS_CMD_ENDPOINT_MAKE => self.setup_only(|_| Err(EOPNOTSUPP)),
-            KDBUS_CMD_ENDPOINT_UPDATE => Err(EBADFD),
-            KDBUS_CMD_UPDATE
+            KDBUS_CMD_HELLO => self.hello(file, &arg),
+            KDBUS_CMD_ENDPOINT_MAKE => self.endpoint_make(),
+            KDBUS_CMD_ENDPOINT_UPDATE
+            | KDBUS_CMD_UPDATE
             | KDBUS_CMD_BYEBYE
             | KDBUS_CMD_FREE
             | KDBUS_CMD_CONN_INFO
@@ -229,21 +281,17 @@ impl Handle {
             | KDBUS_CMD_NAME_ACQUIRE
             | KDBUS_CMD_NAME_RELEASE
             | KDBUS_CMD_MATCH_ADD
-            | KDBUS_CMD_MATCH_REMOVE => {
-                let conn = self.conn().ok_or(EBADFD)?;
-                let _active = conn.acquire()?;
-                self.conn_ioctl(&conn, cmd, &arg)
-            }
+            | KDBUS_CMD_MATCH_REMOVE => Err(EBADFD),
             _ => Err(ENOTTY),
         }
     }
 
     /// ENDPOINT_MAKE: typed-state checks only, until custom endpoints exist.
-    fn setup_only<F: FnOnce(&Arc<Endpoint>) -> Result>(&self, f: F) -> Result {
+    fn endpoint_make(&self) -> Result {
         let _setup = self.setup.lock();
         let unset = matches!(*self.state.lock(), State::Unset);
         match (unset, &self.node) {
-            (true, Node::Endpoint(ep)) if ep.is_default => f(ep),
+            (true, FileNode::Endpoint(ep)) if ep.is_default => Err(EOPNOTSUPP),
             _ => Err(EBADFD),
         }
     }
@@ -262,23 +310,33 @@ impl Handle {
     fn bus_make(&self, arg: &UserArg) -> Result {
         let _setup = self.setup.lock();
         let domain = match (self.is_unset(), &self.node) {
-            (true, Node::Control(d)) => d.clone(),
+            (true, FileNode::Control(d)) => d.clone(),
             _ => return Err(EBADFD),
         };
         if !domain.is_active() {
             return Err(ESHUTDOWN);
         }
-        run(arg, &cmd::BUS_MAKE, |c| {
-            let bus = Bus::make(&domain, c)?;
-            self.set_state(State::BusOwner(bus));
-            Ok(0)
-        })
+        let mut buf = arg.copy_in(cmd::BUS_MAKE.fixed)?;
+        let Some(c) = parse_in(arg, buf.bytes(), &cmd::BUS_MAKE)? else {
+            return Ok(());
+        };
+        // `return_flags` (0) is the only output: written first, so a
+        // command whose memory is not writable fails before it makes
+        // anything (and nothing changes).
+        arg.write_u64(OFF_RETURN_FLAGS, 0)?;
+        let bus = Bus::make(&domain, &Credential::current(), &c)?;
+        if let Err(e) = fs::publish_bus(&bus) {
+            bus.deactivate();
+            return Err(e);
+        }
+        self.set_state(State::BusOwner(bus));
+        Ok(())
     }
 
-    fn hello(&self, arg: &UserArg) -> Result {
+    fn hello(&self, file: &File, arg: &UserArg) -> Result {
         let _setup = self.setup.lock();
         let ep = match (self.is_unset(), &self.node) {
-            (true, Node::Endpoint(ep)) => ep.clone(),
+            (true, FileNode::Endpoint(ep)) => ep.clone(),
             _ => return Err(EBADFD),
         };
         if !ep.is_active() {
@@ -288,8 +346,7 @@ impl Handle {
         let Some(c) = parse_in(arg, buf.bytes(), &cmd::HELLO)? else {
             return Ok(());
         };
-        // SAFETY: `self.file` is the live file of this handle.
-        let reply = match unsafe { Connection::hello(&ep, self.file, &c) } {
+        let reply = match Connection::hello(&ep, file, &c) {
             Ok(r) => r,
             Err(e) => {
                 let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
@@ -308,7 +365,7 @@ impl Handle {
             (offset_of!(kdbus_cmd_hello, items_size), reply.items_size),
         ];
         for (off, val) in fields {
-            crate::item::write_u64(&mut out, off, val);
+            crate::proto::item::write_u64(&mut out, off, val);
         }
         let id128 = offset_of!(kdbus_cmd_hello, id128);
         out[id128..id128 + 16].copy_from_slice(&ep.bus.id128);
@@ -326,15 +383,17 @@ impl Handle {
                 if !conn.is_ordinary() {
                     return Err(EOPNOTSUPP);
                 }
-                run(arg, &cmd::BYEBYE, |_| conn.byebye().map(|()| 0))
+                run(conn, arg, &cmd::BYEBYE, |c, _| {
+                    c.byebye().map(|()| Out::flags(0))
+                })
             }
             KDBUS_CMD_FREE => {
                 if conn.is_policy_holder() {
                     return Err(EOPNOTSUPP);
                 }
-                run(arg, &cmd::FREE, |c| {
+                run(conn, arg, &cmd::FREE, |conn, c| {
                     conn.free(c.field(offset_of!(kdbus_cmd_free, offset)))
-                        .map(|()| 0)
+                        .map(|()| Out::flags(0))
                 })
             }
             KDBUS_CMD_SEND => {
@@ -349,30 +408,21 @@ impl Handle {
                 }
                 self.recv(conn, arg)
             }
-            KDBUS_CMD_CONN_INFO | KDBUS_CMD_BUS_CREATOR_INFO => {
-                let spec = if cmd == KDBUS_CMD_CONN_INFO {
-                    &cmd::CONN_INFO
-                } else {
-                    &cmd::BUS_CREATOR_INFO
-                };
-                run(arg, spec, |c| {
-                    let (off, size) = if cmd == KDBUS_CMD_CONN_INFO {
-                        conn.conn_info(c)?
-                    } else {
-                        conn.bus_creator_info(c)?
-                    };
-                    arg.write_u64(offset_of!(kdbus_cmd_info, offset), off)?;
-                    arg.write_u64(offset_of!(kdbus_cmd_info, info_size), size)?;
-                    Ok(0)
-                })
-            }
-            KDBUS_CMD_LIST => run(arg, &cmd::LIST, |c| {
-                let (off, size) = conn.list(c.flags)?;
-                arg.write_u64(offset_of!(kdbus_cmd_list, offset), off)?;
-                arg.write_u64(offset_of!(kdbus_cmd_list, list_size), size)?;
-                Ok(0)
+            KDBUS_CMD_CONN_INFO => run(conn, arg, &cmd::CONN_INFO, |conn, c| {
+                let (off, size) = conn.conn_info(c)?;
+                Ok(Out::pair(offset_of!(kdbus_cmd_info, offset), off, size))
             }),
-            KDBUS_CMD_UPDATE => run(arg, &cmd::UPDATE, |c| conn.update(c).map(|()| 0)),
+            KDBUS_CMD_BUS_CREATOR_INFO => run(conn, arg, &cmd::BUS_CREATOR_INFO, |conn, c| {
+                let (off, size) = conn.bus_creator_info(c)?;
+                Ok(Out::pair(offset_of!(kdbus_cmd_info, offset), off, size))
+            }),
+            KDBUS_CMD_LIST => run(conn, arg, &cmd::LIST, |conn, c| {
+                let (off, size) = conn.list(c.flags)?;
+                Ok(Out::pair(offset_of!(kdbus_cmd_list, offset), off, size))
+            }),
+            KDBUS_CMD_UPDATE => run(conn, arg, &cmd::UPDATE, |conn, c| {
+                conn.update(c).map(|()| Out::flags(0))
+            }),
             KDBUS_CMD_NAME_ACQUIRE
             | KDBUS_CMD_NAME_RELEASE
             | KDBUS_CMD_MATCH_ADD
@@ -421,37 +471,57 @@ impl Handle {
             arg.write_u64(OFF_FLAGS, c.field(OFF_FLAGS))?;
             return arg.write_u64(OFF_RETURN_FLAGS, 0);
         }
-        let cancel = match c.item(KDBUS_ITEM_CANCEL_FD) {
-            Some(i) => Some(CancelWatch::check(i.i32_at(0).ok_or(EINVAL)?)?),
+        // Step 5: CANCEL_FD (EBADF, EINVAL), resolved for every SEND. The
+        // watch of a synchronous call is allocated now, before anything is
+        // sent, so that failing to allocate it changes nothing.
+        let sync = c.flags & KDBUS_SEND_SYNC_REPLY as u64 != 0;
+        let watch = match c.item(KDBUS_ITEM_CANCEL_FD) {
+            Some(i) => {
+                let f = File::fget(i.i32_at(0).ok_or(EINVAL)?)?;
+                if !f.can_poll() {
+                    return Err(EINVAL);
+                }
+                match sync {
+                    true => Some(PollWatch::new(f)?),
+                    false => None,
+                }
+            }
             None => None,
         };
-        let sync = c.flags & KDBUS_SEND_SYNC_REPLY as u64 != 0;
         let header = msg::Header::read(m.buf);
+        let mut s = Sender {
+            active: conn.acquire()?,
+            cred: Credential::current(),
+        };
         let resumed = if sync && header.expects_reply() {
             conn.resumable_call(header.cookie)
         } else {
             None
         };
         let reply = match resumed {
-            Some(r) => Some(conn.wait_reply(&r, cancel)?),
+            Some(r) => Some(conn.wait_reply(&mut s, &r, watch.as_deref())?),
             None => {
                 let bus = &conn.ep.bus;
-                let plan = msg::plan(&m, conn.id, sync, bus.bloom.size, |a, n| {
-                    // SAFETY: access_ok only checks the range.
-                    unsafe { bindings::kdbus_access_ok(a, n) }
-                })?;
+                let plan = msg::plan(&m, conn.id, sync, bus.bloom.size, user::range_ok)?;
                 let kmsg = Kmsg::from_user(
                     plan.header,
                     plan.payload_size,
                     m.buf,
                     conn.id,
-                    conn.quota_uid(),
+                    conn.uid.raw(),
                     bus.next_seq(),
                     conn.description(),
                 )?;
-                conn.send(&kmsg, plan.dst_name.is_some(), sync, cancel)?
+                delivery::send(
+                    &mut s,
+                    &kmsg,
+                    plan.dst_name.is_some(),
+                    sync,
+                    watch.as_deref(),
+                )?
             }
         };
+        drop(s);
         let info = match reply {
             Some(p) => [p.offset, p.size, p.return_flags],
             None => [conn.pool.size(), 0, 0],
@@ -471,7 +541,10 @@ impl Handle {
             return Err(EINVAL);
         }
         let priority = c.field(offset_of!(kdbus_cmd_recv, priority)) as i64;
-        let (result, lost) = conn.recv(c.flags, priority);
+        let (result, lost) = {
+            let active = conn.acquire()?;
+            active.conn().recv(c.flags, priority)
+        };
         let rf = if lost != 0 {
             KDBUS_RECV_RETURN_DROPPED_MSGS as u64
         } else {
@@ -481,7 +554,10 @@ impl Handle {
         // with the empty marker, pool.md 4); other errors write neither.
         let msg = match &result {
             Ok(p) => Some([p.offset, p.size, p.return_flags]),
-            Err(e) if *e == EAGAIN => Some([conn.pool.size(), 0, 0]),
+            Err(e) if *e == EAGAIN => {
+                let p = Published::empty(&conn.pool);
+                Some([p.offset, p.size, p.return_flags])
+            }
             Err(_) => None,
         };
         if let Some([off, size, msg_rf]) = msg {
@@ -489,45 +565,28 @@ impl Handle {
             let fields = [lost, off, size, msg_rf];
             arg.write_u64s(offset_of!(kdbus_cmd_recv, dropped_msgs), &fields)?;
         }
-
         arg.write_u64(OFF_RETURN_FLAGS, rf)?;
         result.map(|_| ())
     }
 
     /// `mmap` of the pool (pool.md 3).
-    ///
-    /// # Safety
-    ///
-    /// `vma` is the area of the `mmap` call being served on this handle.
-    pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
+    pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
         let conn = self.conn().ok_or(EBADFD)?;
-        // SAFETY: per the function's contract.
-        unsafe { conn.pool.mmap(vma) }
+        conn.pool.mmap(vma)
     }
 
     /// `poll` (connection.md 8).
-    ///
-    /// # Safety
-    ///
-    /// `file` is this handle's file and `pt` the poll table of the call.
-    pub(crate) unsafe fn poll(
-        &self,
-        file: *mut bindings::file,
-        pt: *mut bindings::poll_table_struct,
-    ) -> u32 {
-        let err = bindings::POLLERR | bindings::POLLHUP;
+    pub(crate) fn poll(&self, file: &File, pt: &mut PollTable<'_>) -> u32 {
         let Some(conn) = self.conn() else {
-            return err;
+            return POLLERR | POLLHUP;
         };
-        // SAFETY: the connection lives as long as the file (the handle holds
-        // it); `file` and `pt` per the function's contract.
-        unsafe { conn.wait.poll_wait(file, pt) };
+        pt.register_wait(file, &conn.wait);
         if !conn.is_active() {
-            return err;
+            return POLLERR | POLLHUP;
         }
-        let mut mask = bindings::POLLOUT | bindings::POLLWRNORM;
+        let mut mask = POLLOUT | POLLWRNORM;
         if conn.has_input() {
-            mask |= bindings::POLLIN | bindings::POLLRDNORM;
+            mask |= POLLIN | POLLRDNORM;
         }
         mask
     }

@@ -4,11 +4,12 @@
 //! 6, names.md 8): CONN_INFO, BUS_CREATOR_INFO and LIST, as `kdbus_info`
 //! records.
 
-use crate::cmd::{self, Cmd};
 use crate::connection::Connection;
-use crate::errno::{Result, EINVAL, ENXIO, ESRCH};
-use crate::item;
+use crate::glue::gfp;
 use crate::message::push_item;
+use crate::proto::cmd::{self, Cmd};
+use crate::proto::errno::{Result, EINVAL, ENXIO, ESRCH};
+use crate::proto::item;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
@@ -16,7 +17,7 @@ use kernel::prelude::*;
 /// Builds a `kdbus_info` record with `items` ((type, payload parts)).
 fn info_record(id: u64, flags: u64, items: &[(u32, &[&[u8]])]) -> Result<KVec<u8>> {
     let mut out = KVec::new();
-    out.extend_with(size_of::<kdbus_info>(), 0, GFP_KERNEL)?;
+    out.extend_with(size_of::<kdbus_info>(), 0, gfp())?;
     for (ty, parts) in items {
         push_item(&mut out, *ty, parts)?;
     }
@@ -47,7 +48,7 @@ impl Connection {
         };
         let mut items: KVec<(u32, &[&[u8]])> = KVec::new();
         if let Some(d) = &desc {
-            items.push((KDBUS_ITEM_CONN_DESCRIPTION, &d[..]), GFP_KERNEL)?;
+            items.push((KDBUS_ITEM_CONN_DESCRIPTION, &d[..]), gfp())?;
         }
         let rec = info_record(target.id, target.flags, &items)?;
         self.pool.publish_result(&rec)
@@ -64,10 +65,14 @@ impl Connection {
 
     /// KDBUS_CMD_LIST (names.md 8); names come with the name registry.
     pub(crate) fn list(&self, flags: u64) -> Result<(u64, u64)> {
-        let mut out = KVec::new();
+        let mut out = KVVec::new();
         if flags & KDBUS_LIST_UNIQUE as u64 != 0 {
-            for c in self.ep.bus.conns()?.iter().filter(|c| !c.is_monitor()) {
-                out.extend_from_slice(&info_record(c.id, c.flags, &[])?, GFP_KERNEL)?;
+            let mut next = 0;
+            while let Some(c) = self.ep.bus.conn_after(next) {
+                next = c.id;
+                if !c.is_monitor() {
+                    out.extend_from_slice(&info_record(c.id, c.flags, &[])?, gfp())?;
+                }
             }
         }
         if out.is_empty() {

@@ -2,85 +2,89 @@
 
 //! kdbus: D-Bus IPC in the kernel.
 //!
-//! The crate root only wires modules together. Pure protocol logic (no
-//! kernel calls; also built in userspace by `kdbus-proto` for tests):
-//! [`errno`], [`limits`], [`item`], [`cmd`], [`msg`], [`names`], [`bloom`],
-//! [`slices`], [`quota`]. Kernel objects, one file each: [`domain`],
-//! [`bus`], [`endpoint`], [`connection`], [`info`], [`pool`], [`message`],
-//! [`queue`], [`reply`], [`handle`]; the filesystem is [`fs`]; the FFI glue is
-//! [`bindings`], [`cred`], [`file`], [`wait`], [`kvec`], [`error`].
+//! The crate root only wires modules together and states the lock order.
+//!
+//! * [`proto`]: the pure protocol code (no kernel calls; also built in
+//!   userspace by `tools/testing/proto` for property tests).
+//! * [`glue`]: the one FFI boundary; all raw kernel access of the module is
+//!   there, behind safe types.
+//! * Kernel objects, safe code over the two: [`fs`] (kdbusfs nodes, the
+//!   filesystem's operations), [`handle`] (an open file; the only user-memory
+//!   boundary), [`domain`], [`bus`], [`endpoint`], [`connection`] (lifecycle;
+//!   `connection/calls.rs`: method-call windows and the timer;
+//!   `connection/recv.rs`: RECV and FREE), [`delivery`] (SEND routing and the
+//!   receiver primitive), [`message`] (a message ready for any receiver),
+//!   [`queue`] (a message placed in a pool, and the queue), [`reply`] (reply
+//!   trackers), [`pool`] (the receive pool and its quotas), [`info`]
+//!   (CONN_INFO, BUS_CREATOR_INFO, LIST).
 //!
 //! # Lock order
 //!
-//! Outer to inner; a lock may be taken while holding only locks above it:
+//! Outer to inner; a lock may be taken while holding only locks above it.
+//! This is the one statement of it (Documentation/architecture.md links
+//! here); lockdep checks it on the debug kernel.
 //!
-//! 1. `Handle::setup` (mutex; serialises setup ioctls, which copy from user
-//!    memory under it, so the mm's `mmap_lock` nests inside it).
-//! 2. The parent directory's inode lock (VFS, in node creation/removal).
-//! 3. `Domain::inner`, `Bus::inner`, `Endpoint::inner`: never nested in one
-//!    another nor held while another kdbus lock is taken. Teardown and
-//!    delivery take snapshots (`Bus::conns`) and work without them.
-//! 4. `Connection::inner`: may be held while taking `Pool::alloc`,
-//!    `Reply::state`, and while writing into the pool (shmem's own locks).
-//! 5. `Reply::state` (mutex, sleeping callers wait on its condvar), then
-//!    `Pool::alloc`: leaves.
-//! 6. `Handle::state` (spinlock): innermost; held only to read or set the
-//!    handle's state, never across a call that sleeps. `mmap` and `poll`
-//!    take it under `mmap_lock`/the poll machinery, never `Handle::setup`.
+//! 1. `Handle::setup` (mutex): serialises the setup ioctls of one file
+//!    (BUS_MAKE, HELLO, ENDPOINT_MAKE). They copy from user memory under it,
+//!    so the mm's `mmap_lock` nests inside; `mmap` never takes it.
+//! 2. `Bus::announce` (mutex): held while a connection is linked and its
+//!    ID_ADD delivered, and while its ID_REMOVE is delivered, so that no
+//!    removal is announced before the addition. Everything below may be
+//!    taken under it.
+//! 3. `Domain::inner`, then `Bus::inner`, then `Endpoint::inner`: a bus
+//!    links and unlinks a connection in its endpoint under its own lock;
+//!    otherwise none of them is held while another kdbus lock is taken.
+//!    Iteration over a bus's connections or monitors holds `Bus::inner` only
+//!    to find the next one ([`bus::Bus::conn_after`]).
+//! 4. `Connection::inner`: the queue, the method-call windows (whose
+//!    [`reply::Reply`] states it guards through `LockedBy`), the counters.
+//!    Never nested in another connection's, nor in any lock of level 3. It
+//!    may be held while taking `Pool::inner` and `DelayedWork::held`. A
+//!    synchronous caller sleeping for its reply and disconnect waiting for
+//!    running ioctls release it while they sleep.
+//! 5. `Pool::inner` (mutex: slice allocator and receive quotas): a leaf.
+//!    Writing into a pool's pages takes none of our locks (the writer owns
+//!    its slice).
+//! 6. `DelayedWork::held` (spinlock): a leaf, held around queueing the
+//!    timeout worker.
+//! 7. `Handle::state` (spinlock): innermost, held only to read or set a
+//!    handle's state; `mmap` (under `mmap_lock`) and `poll` take it, then
+//!    release it before anything else (`poll` then takes
+//!    `Connection::inner` to see whether input is waiting).
 //!
-//! `Connection::active` is an atomic read without locks; it is cleared under
-//! `Connection::inner`, so queueing under that lock never races with
-//! disconnect, which then waits (on `Connection::drained`, holding no other
-//! lock) for the ioctls still running on the connection. Sleeping callers (synchronous SEND) hold no lock but their
-//! tracker's while they wait.
+//! The VFS's inode locks (node creation and removal, in `glue/vfs.rs`) are
+//! only taken with no kdbus lock held: nodes are published by [`fs`] from
+//! the handle, and [`fs::Node`]s are dropped after their owner's lock is
+//! released.
+//!
+//! Besides locks, two kinds of wait are kept apart from every kdbus lock
+//! and from the active reference that disconnect waits for
+//! ([`connection::Active`]): user memory (command copies in [`handle`]; the
+//! payload copy into a receiver's pool runs with the sender's active
+//! reference suspended) and a foreign file's `->poll` (a synchronous call's
+//! CANCEL_FD, polled by [`glue::poll::PollWatch`] with no lock and no
+//! active reference held). Either can block for as long as userspace likes
+//! (a FUSE or userfaultfd page, a FUSE poll).
 
 use kernel::prelude::*;
 
-mod bindings;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod bloom;
 mod bus;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod cmd;
 mod connection;
-mod cred;
+mod delivery;
 mod domain;
 mod endpoint;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod errno;
-mod error;
-mod file;
 mod fs;
+mod glue;
 mod handle;
 mod info;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod item;
-mod kvec;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod limits;
 mod message;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod msg;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod names;
 mod pool;
+mod proto;
 mod queue;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod quota;
 mod reply;
-#[allow(unreachable_pub)] // Pure: `pub` for the userspace test crate.
-#[allow(dead_code)] // Shared API: parts serve commands still to come.
-mod slices;
-mod uapi;
-mod wait;
+
+/// The kdbus ABI, generated from `uapi/linux/kdbus.h` (in `glue/`).
+use glue::uapi;
 
 module! {
     type: Kdbus,
@@ -104,5 +108,7 @@ impl kernel::Module for Kdbus {
 impl Drop for Kdbus {
     fn drop(&mut self) {
         fs::unregister();
+        // No mount and no open file can be left (both pin the module).
+        glue::stats::report_leaks();
     }
 }

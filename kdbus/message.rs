@@ -9,15 +9,18 @@
 //! payload is never held by the kernel: data vectors are copied straight
 //! from the sender's memory into each receiver's pool.
 
-use crate::bindings;
-use crate::errno::{Result, EINVAL, EMSGSIZE};
-use crate::file::FileRef;
-use crate::item::{self, Items, HEADER_SIZE};
-use crate::msg::{self, Header};
+use crate::glue::file::{File, MEMFD_SEALS};
+use crate::glue::gfp;
+use crate::glue::stats::{Kind, Live};
+use crate::glue::time;
 use crate::pool::Pool;
+use crate::proto::errno::{Result, EFAULT, EINVAL, EMEDIUMTYPE, EMSGSIZE, EOPNOTSUPP, ETXTBSY};
+use crate::proto::item::{self, Items, HEADER_SIZE};
+use crate::proto::msg::{self, Header};
 use crate::uapi::*;
 use core::mem::size_of;
 use kernel::prelude::*;
+use kernel::types::ARef;
 
 const MSG_HDR: usize = size_of::<kdbus_msg>();
 
@@ -28,14 +31,14 @@ pub(crate) struct Kmsg {
     pub(crate) src_id: u64,
     /// The sender's items, transformed (PAYLOAD_VEC -> PAYLOAD_OFF holding
     /// the user address until delivery, descriptor fields -1), each padded.
-    items: KVec<u8>,
+    items: KVVec<u8>,
     /// Unpadded end of the last item in `items`.
     items_end: usize,
     /// Size of the inline payload area.
     pub(crate) payload_size: u64,
     /// Files to hand to receivers, each with the message-relative offset of
     /// its descriptor field.
-    files: KVec<(FileRef, usize)>,
+    files: KVec<(ARef<File>, usize)>,
     /// Number of FDS entries (memfds excluded).
     pub(crate) nfds: u32,
     /// The user whose receive quota the message is charged to.
@@ -47,37 +50,69 @@ pub(crate) struct Kmsg {
     timestamp: core::cell::OnceCell<[u64; 3]>,
     /// A kernel notification: TIMESTAMP is always attached.
     kernel: bool,
+    /// Some data vector is still in the sender's memory (placing the
+    /// message copies from user memory).
+    user_vecs: bool,
     /// The sender's description (CONN_DESCRIPTION metadata).
     description: Option<KVec<u8>>,
+    _live: Live,
 }
 
 /// The header and items of a message for one receiver.
 pub(crate) struct Head {
     /// Header, items and metadata, zero-padded to 8.
-    pub(crate) bytes: KVec<u8>,
+    pub(crate) bytes: KVVec<u8>,
     /// `kdbus_msg.size`: the unpadded end of the last item.
     pub(crate) msg_size: u64,
 }
 
 /// Appends an item of type `ty` whose payload is the concatenation of
 /// `payload`, zero-padded to 8; returns its (unpadded) size.
-pub(crate) fn push_item(out: &mut KVec<u8>, ty: u32, payload: &[&[u8]]) -> Result<usize> {
+pub(crate) fn push_item<A: kernel::alloc::Allocator>(
+    out: &mut Vec<u8, A>,
+    ty: u32,
+    payload: &[&[u8]],
+) -> Result<usize> {
     let len: usize = payload.iter().map(|p| p.len()).sum();
     let size = HEADER_SIZE + len;
-    out.extend_from_slice(&(size as u64).to_ne_bytes(), GFP_KERNEL)?;
-    out.extend_from_slice(&(ty as u64).to_ne_bytes(), GFP_KERNEL)?;
+    out.extend_from_slice(&(size as u64).to_ne_bytes(), gfp())?;
+    out.extend_from_slice(&(ty as u64).to_ne_bytes(), gfp())?;
     for p in payload {
-        out.extend_from_slice(p, GFP_KERNEL)?;
+        out.extend_from_slice(p, gfp())?;
     }
     let padded = item::align8(out.len()).ok_or(EMSGSIZE)?;
-    out.extend_with(padded - out.len(), 0, GFP_KERNEL)?;
+    out.extend_with(padded - out.len(), 0, gfp())?;
     Ok(size)
 }
 
 fn timestamp(seq: u64) -> [u64; 3] {
-    // SAFETY: no preconditions.
-    let real = unsafe { bindings::kdbus_ktime_get_real_ns() };
-    [seq, crate::reply::now_ns(), real]
+    [seq, time::monotonic_ns(), time::realtime_ns()]
+}
+
+/// Checks a file passed as PAYLOAD_MEMFD covering `[start, start+size)`
+/// (message.md 4): a shmem file with all four seals, large enough.
+fn check_memfd(f: &File, start: u64, size: u64) -> Result {
+    let seals = f.shmem_seals().ok_or(EMEDIUMTYPE)?;
+    if seals & MEMFD_SEALS != MEMFD_SEALS {
+        return Err(ETXTBSY);
+    }
+    let end = start.checked_add(size).ok_or(EFAULT)?;
+    if end > f.size() {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
+/// Checks a file passed in a FDS item (message.md 4): kdbus handles and
+/// `AF_UNIX` sockets cannot be passed, nor anything else that can hold
+/// files (io_uring instances, whose fixed-file table could hold the
+/// connection itself: a reference cycle no close breaks), as SCM_RIGHTS
+/// refuses them too.
+fn check_passable(f: &File) -> Result {
+    if f.is_kdbus() || f.is_unix_socket() || f.is_io_uring() {
+        return Err(EOPNOTSUPP);
+    }
+    Ok(())
 }
 
 impl Kmsg {
@@ -93,23 +128,25 @@ impl Kmsg {
         seq: u64,
         description: Option<&[u8]>,
     ) -> Result<Self> {
-        let mut items = KVec::new();
+        let mut items = KVVec::new();
         let mut files = KVec::new();
         let mut nfds = 0u32;
         let mut items_end = 0;
+        let mut user_vecs = false;
         for i in Items::new(buf, MSG_HDR) {
             let i = i?;
             let start = items.len();
             let payload_at = MSG_HDR + start + HEADER_SIZE;
             let size = match i.ty as u32 {
                 KDBUS_ITEM_PAYLOAD_VEC => {
+                    user_vecs |= i.u64_at(8) != 0;
                     push_item(&mut items, KDBUS_ITEM_PAYLOAD_OFF, &[i.payload])?
                 }
                 KDBUS_ITEM_PAYLOAD_MEMFD => {
                     let (start_off, len) = (i.u64_at(0), i.u64_at(8));
-                    let f = FileRef::get(i.i32_at(16).ok_or(EINVAL)?)?;
-                    f.check_memfd(start_off, len)?;
-                    files.push((f, payload_at + 16), GFP_KERNEL)?;
+                    let f = File::fget(i.i32_at(16).ok_or(EINVAL)?)?;
+                    check_memfd(&f, start_off, len)?;
+                    files.push((f, payload_at + 16), gfp())?;
                     let minus_one = (-1i32).to_ne_bytes();
                     let range = i.payload.get(..16).ok_or(EINVAL)?;
                     push_item(
@@ -120,9 +157,9 @@ impl Kmsg {
                 }
                 KDBUS_ITEM_FDS => {
                     for k in 0..i.payload.len() / 4 {
-                        let f = FileRef::get(i.i32_at(4 * k).ok_or(EINVAL)?)?;
-                        f.check_passable()?;
-                        files.push((f, payload_at + 4 * k), GFP_KERNEL)?;
+                        let f = File::fget(i.i32_at(4 * k).ok_or(EINVAL)?)?;
+                        check_passable(&f)?;
+                        files.push((f, payload_at + 4 * k), gfp())?;
                         nfds += 1;
                     }
                     // The sender's numbers mean nothing to receivers: -1
@@ -143,8 +180,8 @@ impl Kmsg {
         }
         let description = match description {
             Some(d) => {
-                let mut v = KVec::with_capacity(d.len(), GFP_KERNEL)?;
-                v.extend_from_slice(d, GFP_KERNEL)?;
+                let mut v = KVec::with_capacity(d.len(), gfp())?;
+                v.extend_from_slice(d, gfp())?;
                 Some(v)
             }
             None => None,
@@ -161,7 +198,9 @@ impl Kmsg {
             seq,
             timestamp: core::cell::OnceCell::new(),
             kernel: false,
+            user_vecs,
             description,
+            _live: Live::new(Kind::Message),
         })
     }
 
@@ -173,7 +212,7 @@ impl Kmsg {
         cookie_reply: u64,
         seq: u64,
     ) -> Result<Self> {
-        let mut items = KVec::new();
+        let mut items = KVVec::new();
         let items_end = push_item(&mut items, ty, &[payload])?;
         let broadcast = dst_id == msg::DST_BROADCAST;
         Ok(Kmsg {
@@ -193,20 +232,22 @@ impl Kmsg {
             payload_size: 0,
             files: KVec::new(),
             nfds: 0,
-            quota_uid: crate::quota::KERNEL_USER,
+            quota_uid: crate::proto::quota::KERNEL_USER,
             seq,
             timestamp: core::cell::OnceCell::new(),
             kernel: true,
+            user_vecs: false,
             description: None,
+            _live: Live::new(Kind::Message),
         })
     }
 
     /// Builds the head (header, items, metadata) for a receiver that wants
     /// metadata `attach` (message.md 14; metadata.md 2).
     pub(crate) fn head(&self, attach: u64) -> Result<Head> {
-        let mut out = KVec::with_capacity(MSG_HDR + self.items.len() + 128, GFP_KERNEL)?;
-        out.extend_with(MSG_HDR, 0, GFP_KERNEL)?;
-        out.extend_from_slice(&self.items, GFP_KERNEL)?;
+        let mut out = KVVec::with_capacity(MSG_HDR + self.items.len() + 128, gfp())?;
+        out.extend_with(MSG_HDR, 0, gfp())?;
+        out.extend_from_slice(&self.items, gfp())?;
         let mut end = MSG_HDR + self.items_end;
         if let Some(d) = &self.description {
             if attach & KDBUS_ATTACH_CONN_DESCRIPTION != 0 {
@@ -264,12 +305,17 @@ impl Kmsg {
 
     /// References to the message's files for one receiver, with the pool
     /// offsets of their descriptor fields in a slice at `off`.
-    pub(crate) fn files_at(&self, off: u64) -> Result<KVec<(FileRef, u64)>> {
-        let mut v = KVec::with_capacity(self.files.len(), GFP_KERNEL)?;
+    pub(crate) fn files_at(&self, off: u64) -> Result<KVec<(ARef<File>, u64)>> {
+        let mut v = KVec::with_capacity(self.files.len(), gfp())?;
         for (f, slot) in self.files.iter() {
-            v.push((f.clone_ref(), off + *slot as u64), GFP_KERNEL)?;
+            v.push((f.clone(), off + *slot as u64), gfp())?;
         }
         Ok(v)
+    }
+
+    /// Whether placing the message reads the sender's memory.
+    pub(crate) fn reads_user_memory(&self) -> bool {
+        self.user_vecs
     }
 
     /// Whether the message carries files of the FDS item.

@@ -1,87 +1,202 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Queue entries: a message placed in a receiver's pool (spec: message.md
-//! 7.3, 10). The queue itself is a `KVec<Entry>` in the connection's inner
-//! state, in arrival order.
+//! Messages placed in a receiver's pool (spec: message.md 7.3, 10) and the
+//! receiver's queue of them.
+//!
+//! A [`Placed`] owns everything one delivery took: the slice in the
+//! receiver's pool, the receive-quota charge, the references to the files it
+//! carries and the reply tracker of a call. Dropping it gives all of them
+//! back; [`Placed::publish`] is the explicit step that hands the slice to
+//! userspace instead.
 
-use crate::errno::Result;
-use crate::file::{FdSlot, FileRef};
-use crate::pool::Pool;
+use crate::glue::file::File;
+use crate::glue::gfp;
+use crate::glue::stats::{Kind, Live};
+use crate::pool::{Charge, Pool};
+use crate::proto::errno::Result;
 use crate::reply::Reply;
 use crate::uapi::KDBUS_RECV_RETURN_INCOMPLETE_FDS;
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 use kernel::sync::Arc;
+use kernel::types::ARef;
 
-/// One message in a receiver's pool.
-pub(crate) struct Entry {
+/// A message (or synchronous reply) written into a receiver's pool and not
+/// yet handed to userspace.
+pub(crate) struct Placed {
+    pool: Arc<Pool>,
     /// Slice offset and size in the receiver's pool.
     pub(crate) offset: u64,
     pub(crate) size: u64,
     /// Message priority (lower is more urgent).
     pub(crate) priority: i64,
-    /// The slice counts against the receive quota of `quota_uid`.
-    pub(crate) accounted: bool,
-    pub(crate) quota_uid: u32,
-    /// FDs (not memfds) the message carries, for the quota.
-    pub(crate) nfds: u32,
+    /// The receive-quota charge, if the slice is accounted.
+    charge: Option<Charge>,
     /// Files to install at RECV, each with the pool offset of its `int`.
-    pub(crate) files: KVec<(FileRef, u64)>,
+    files: KVec<(ARef<File>, u64)>,
     /// The tracker of a call, to resolve if the receiver drops it.
     pub(crate) reply: Option<Arc<Reply>>,
+    /// Whether the kernel still holds the slice.
+    held: bool,
+    _live: Live,
 }
 
-/// The result of installing an entry's descriptors.
-pub(crate) struct Installed {
-    /// Some descriptor could not be allocated (its entry reads -1).
-    pub(crate) incomplete: bool,
+/// Where a delivered result is in the receiver's pool.
+pub(crate) struct Published {
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+    pub(crate) return_flags: u64,
 }
 
-impl Installed {
-    /// The `kdbus_msg_info.return_flags` this result calls for.
-    pub(crate) fn return_flags(&self) -> u64 {
-        if self.incomplete {
-            KDBUS_RECV_RETURN_INCOMPLETE_FDS as u64
-        } else {
-            0
+impl Published {
+    /// The empty-slice marker (pool.md 4).
+    pub(crate) fn empty(pool: &Pool) -> Self {
+        Published {
+            offset: pool.size(),
+            size: 0,
+            return_flags: 0,
         }
     }
 }
 
-impl Entry {
-    /// Writes -1 into every descriptor field (PEEK, and before RECV).
-    pub(crate) fn blank_fds(&self, pool: &Pool) -> Result {
-        for (_, slot) in self.files.iter() {
-            pool.write(*slot, &(-1i32).to_ne_bytes())?;
+impl Placed {
+    /// Takes ownership of a slice at `offset` the caller allocated in `pool`
+    /// (with `charge`) and wrote the message into.
+    pub(crate) fn new(
+        pool: Arc<Pool>,
+        offset: u64,
+        size: u64,
+        priority: i64,
+        charge: Option<Charge>,
+        files: KVec<(ARef<File>, u64)>,
+    ) -> Self {
+        Placed {
+            pool,
+            offset,
+            size,
+            priority,
+            charge,
+            files,
+            reply: None,
+            held: true,
+            _live: Live::new(Kind::Placed),
         }
-        Ok(())
     }
 
     /// Gives every file a new descriptor in the calling process and writes
-    /// the numbers into the pool (message.md 10.5). Descriptors become
-    /// visible only after every number was written.
-    pub(crate) fn install_fds(&self, pool: &Pool) -> Result<Installed> {
-        let mut slots = KVec::with_capacity(self.files.len(), GFP_KERNEL)?;
-        let mut incomplete = false;
+    /// the numbers into the pool (message.md 10.5). The pages of the fields
+    /// are fetched first, so nothing can fail once the first descriptor is
+    /// installed: a number that cannot be allocated (or a receive the LSM
+    /// refuses) reads -1 and sets `INCOMPLETE_FDS`. Without `install` the
+    /// fields keep the -1 written at placement (PEEK; monitors without
+    /// `ACCEPT_FD`). Returns the `kdbus_msg_info.return_flags`.
+    pub(crate) fn install_fds(&self, install: bool) -> Result<u64> {
+        if !install || self.files.is_empty() {
+            return Ok(0);
+        }
+        let mut patch = self.pool.patch();
         for (_, slot) in self.files.iter() {
-            let fd = match FdSlot::reserve() {
-                Ok(s) => {
-                    let n = s.fd();
-                    slots.push(Some(s), GFP_KERNEL)?;
-                    n
-                }
-                Err(_) => {
-                    incomplete = true;
-                    slots.push(None, GFP_KERNEL)?;
-                    -1
-                }
-            };
-            pool.write(*slot, &fd.to_ne_bytes())?;
+            patch.add(*slot)?;
         }
-        for ((file, _), slot) in self.files.iter().zip(slots.into_iter()) {
-            if let Some(s) = slot {
-                s.install(file.clone_ref());
-            }
+        let mut incomplete = false;
+        for (file, slot) in self.files.iter() {
+            let fd = file.receive().unwrap_or_else(|_| {
+                incomplete = true;
+                -1
+            });
+            patch.write_i32(*slot, fd);
         }
-        Ok(Installed { incomplete })
+        Ok(if incomplete {
+            KDBUS_RECV_RETURN_INCOMPLETE_FDS as u64
+        } else {
+            0
+        })
+    }
+
+    /// PEEK: publishes the slice to userspace while the kernel keeps
+    /// holding it for the queue (pool.md 2: both references).
+    pub(crate) fn peek(&self) -> Result {
+        self.pool.publish(self.offset, false, None)
+    }
+
+    /// RECV's success step: the slice now belongs to userspace, the quota
+    /// charge is given back, and the file references and tracker go (the
+    /// descriptors were installed).
+    pub(crate) fn hand_over(mut self) {
+        if self.pool.publish(self.offset, true, self.charge).is_ok() {
+            self.held = false;
+        }
+    }
+}
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        if self.held {
+            self.pool.release(self.offset, self.charge);
+        }
+    }
+}
+
+/// A receiver's queue, in arrival order. Nodes are allocated before the
+/// receiver's lock is taken ([`Queue::reserve`]), so queueing cannot fail
+/// once a message is placed.
+pub(crate) struct Queue {
+    entries: RBTree<u64, Placed>,
+    next: u64,
+}
+
+/// A queue node allocated ahead of queueing.
+pub(crate) struct QueueSlot(RBTreeNodeReservation<u64, Placed>);
+
+impl Queue {
+    pub(crate) fn new() -> Self {
+        Queue {
+            entries: RBTree::new(),
+            next: 0,
+        }
+    }
+
+    /// Allocates a node for one message.
+    pub(crate) fn reserve() -> Result<QueueSlot> {
+        Ok(QueueSlot(RBTreeNodeReservation::new(gfp())?))
+    }
+
+    /// Appends `p`.
+    pub(crate) fn push(&mut self, slot: QueueSlot, p: Placed) {
+        self.next += 1;
+        self.entries.insert(slot.0.into_node(self.next, p));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.iter().next().is_none()
+    }
+
+    /// The key RECV picks (message.md 10.2): the oldest message, or with
+    /// `use_prio` the oldest of the most urgent ones if its priority is at
+    /// most `max_priority`.
+    pub(crate) fn select(&self, use_prio: bool, max_priority: i64) -> Option<u64> {
+        if !use_prio {
+            return self.entries.keys().next().copied();
+        }
+        let (k, p) = self.entries.iter().min_by_key(|(k, p)| (p.priority, **k))?;
+        if p.priority <= max_priority {
+            Some(*k)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn get(&self, key: u64) -> Option<&Placed> {
+        self.entries.get(&key)
+    }
+
+    /// Removes an entry; the node can be dropped or queued elsewhere.
+    pub(crate) fn remove(&mut self, key: u64) -> Option<RBTreeNode<u64, Placed>> {
+        self.entries.remove_node(&key)
+    }
+
+    /// Removes every entry (disconnect), to be dropped outside the lock.
+    pub(crate) fn take_all(&mut self) -> Queue {
+        core::mem::replace(self, Queue::new())
     }
 }

@@ -19,7 +19,8 @@ extra=()
 # (Not `make clean`: it would also delete the copies under build/.)
 if [ "$(cat "$KDBUS_ROOT/kdbus/.flavour" 2>/dev/null)" != "$kdir" ] || [ ${#extra[@]} -gt 0 ]; then
   (cd "$KDBUS_ROOT" && rm -f kdbus/*.o kdbus/*.ko kdbus/*.mod kdbus/*.mod.c kdbus/.*.cmd \
-     kdbus/.*.d kdbus/*_generated.rs kdbus/modules.order .module-common.o .*.cmd \
+     kdbus/.*.d kdbus/*_generated.rs kdbus/glue/*.o kdbus/glue/.*.cmd kdbus/glue/.*.d \
+     kdbus/glue/*_generated.rs kdbus/modules.order .module-common.o .*.cmd \
      Module.symvers modules.order)
 fi
 if ! make -C "$kdir" M="$KDBUS_ROOT" "${KMAKE_ARGS[@]}" "${extra[@]}" modules >"$log" 2>&1; then

@@ -1,7 +1,7 @@
 //! The kdbus module's pure protocol logic, compiled for userspace.
 //!
-//! The files live in `kdbus/` beside the module's kernel glue and are
-//! included here unchanged, so the exact code the module runs is unit- and
+//! The files live in `kdbus/proto/` in the module's tree and are included
+//! here unchanged (one `#[path]` include of its `mod.rs`), so the exact code the module runs is unit- and
 //! property-tested on the host. They use no kernel API: only `core`, the
 //! bindgen-generated ABI (`crate::uapi`) and `crate::errno`.
 #![no_std]
@@ -14,21 +14,8 @@ pub mod uapi {
     pub use kdbus_uapi::*;
 }
 
-#[path = "../../../../kdbus/bloom.rs"]
-pub mod bloom;
-#[path = "../../../../kdbus/cmd.rs"]
-pub mod cmd;
-#[path = "../../../../kdbus/errno.rs"]
-pub mod errno;
-#[path = "../../../../kdbus/item.rs"]
-pub mod item;
-#[path = "../../../../kdbus/limits.rs"]
-pub mod limits;
-#[path = "../../../../kdbus/msg.rs"]
-pub mod msg;
-#[path = "../../../../kdbus/names.rs"]
-pub mod names;
-#[path = "../../../../kdbus/quota.rs"]
-pub mod quota;
-#[path = "../../../../kdbus/slices.rs"]
-pub mod slices;
+/// The module's pure protocol code, `kdbus/proto/`, included once.
+#[path = "../../../../kdbus/proto/mod.rs"]
+pub mod proto;
+
+pub use proto::*;

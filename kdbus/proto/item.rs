@@ -5,8 +5,8 @@
 //! Pure: works on the kernel's private copy of a command, so every field is
 //! read exactly once from userspace (by the handle) and never again.
 
-use crate::errno::{Result, EBADF, EINVAL, ENAMETOOLONG};
-use crate::limits::SYSNAME_MAX_LEN;
+use crate::proto::errno::{Result, EBADF, EINVAL, ENAMETOOLONG};
+use crate::proto::limits::SYSNAME_MAX_LEN;
 use crate::uapi::*;
 
 /// Size of an item header (`size` and `type`).
@@ -232,6 +232,8 @@ pub fn validate(item: &Item<'_>) -> Result {
         | KDBUS_ITEM_AUDIT => exact(p, 8),
         KDBUS_ITEM_TIMESTAMP => exact(p, 24),
         KDBUS_ITEM_CREDS => exact(p, 64),
+        // Unchecked upstream; the spec recommends requiring 24 (README 5).
+        KDBUS_ITEM_PIDS => exact(p, 24),
         KDBUS_ITEM_NAME | KDBUS_ITEM_DST_NAME | KDBUS_ITEM_PID_COMM | KDBUS_ITEM_TID_COMM
         | KDBUS_ITEM_EXE | KDBUS_ITEM_CMDLINE | KDBUS_ITEM_CGROUP | KDBUS_ITEM_SECLABEL => {
             if is_valid_str(p) {

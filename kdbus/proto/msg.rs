@@ -3,13 +3,13 @@
 //! SEND: message validation and payload layout (spec: message.md 2-5, 14).
 //! Pure.
 
-use crate::cmd::{Cmd, CmdSpec, ItemSpec, REPEAT};
-use crate::errno::{
+use crate::proto::cmd::{Cmd, CmdSpec, ItemSpec, REPEAT};
+use crate::proto::errno::{
     Result, E2BIG, EBADMSG, EDESTADDRREQ, EDOM, EFAULT, EINVAL, EMFILE, EMSGSIZE, ENOTUNIQ,
 };
-use crate::item::{self, Item};
-use crate::limits::{CONN_MAX_FDS_PER_USER, MSG_MAX_MEMFD_ITEMS, MSG_MAX_PAYLOAD_VEC_SIZE};
-use crate::names;
+use crate::proto::item::{self, Item};
+use crate::proto::limits::{CONN_MAX_FDS_PER_USER, MSG_MAX_MEMFD_ITEMS, MSG_MAX_PAYLOAD_VEC_SIZE};
+use crate::proto::names;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
 

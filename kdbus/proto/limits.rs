@@ -24,3 +24,8 @@ pub const CONN_MAX_FDS_PER_USER: usize = 16;
 pub const CONN_MAX_MSGS: u32 = 256;
 /// Outstanding calls per calling connection (`EMLINK` above).
 pub const CONN_MAX_REQUESTS_PENDING: usize = 128;
+/// Slices one pool may hold at once (free ones included). Not an upstream
+/// limit: it bounds the kernel memory a connection can pin by never freeing
+/// what it received (each slice is a kernel record). Allocation beyond it
+/// fails like a full pool, with `EXFULL`.
+pub const POOL_MAX_SLICES: usize = 16384;

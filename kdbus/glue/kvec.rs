@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The few vector operations 6.12's `KVec` lacks (`pop`, ordered `remove`),
-//! and the slice allocator's storage.
+//! The vector operations 6.12's `KVec` lacks (`pop`, ordered `remove`), and
+//! the slice allocator's storage, a `KVVec` (kvmalloc: no high-order
+//! allocation is needed however many slices a pool holds).
 
-use crate::errno::Result;
-use crate::slices::{Slice, SliceVec};
-use kernel::prelude::*;
-use kernel::sync::Arc;
+use super::gfp;
+use crate::proto::errno::Result;
+use crate::proto::slices::{Slice, SliceVec};
+use kernel::alloc::{Allocator, KVVec};
 
 /// Removes and returns the last element.
-pub(crate) fn pop<T>(v: &mut KVec<T>) -> Option<T> {
+pub(crate) fn pop<T, A: Allocator>(v: &mut kernel::alloc::Vec<T, A>) -> Option<T> {
     let len = v.len();
     if len == 0 {
         return None;
@@ -23,19 +24,12 @@ pub(crate) fn pop<T>(v: &mut KVec<T>) -> Option<T> {
 }
 
 /// Removes and returns element `idx`, keeping the order of the others.
-pub(crate) fn remove<T>(v: &mut KVec<T>, idx: usize) -> Option<T> {
+pub(crate) fn remove<T, A: Allocator>(v: &mut kernel::alloc::Vec<T, A>, idx: usize) -> Option<T> {
     v.as_mut_slice().get_mut(idx..)?.rotate_left(1);
     pop(v)
 }
 
-/// Removes `item` (by identity) from a vector of `Arc`s, keeping the order;
-/// returns it so the caller can drop it outside its lock.
-pub(crate) fn remove_arc<T>(v: &mut KVec<Arc<T>>, item: &T) -> Option<Arc<T>> {
-    let i = v.iter().position(|x| core::ptr::eq(&**x, item))?;
-    remove(v, i)
-}
-
-impl SliceVec for KVec<Slice> {
+impl SliceVec for KVVec<Slice> {
     fn slices(&self) -> &[Slice] {
         self.as_slice()
     }
@@ -45,7 +39,7 @@ impl SliceVec for KVec<Slice> {
     }
 
     fn try_insert(&mut self, idx: usize, s: Slice) -> Result {
-        self.push(s, GFP_KERNEL)?;
+        self.push(s, gfp())?;
         if let Some(tail) = self.as_mut_slice().get_mut(idx..) {
             tail.rotate_right(1);
         }

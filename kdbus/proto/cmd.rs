@@ -7,8 +7,8 @@
 //! The handle copies the command once into a kernel buffer (steps 1-3);
 //! [`parse`] does steps 4-8 on that buffer.
 
-use crate::errno::{Result, EINVAL};
-use crate::item::{self, Item, Items};
+use crate::proto::errno::{Result, EINVAL};
+use crate::proto::item::{self, Item, Items};
 use crate::uapi::*;
 use core::mem::size_of;
 

@@ -2,8 +2,8 @@
 
 //! Bloom parameters of a bus (spec: bus.md 4). Pure.
 
-use crate::errno::{Result, EINVAL};
-use crate::limits::BUS_BLOOM_MAX_SIZE;
+use crate::proto::errno::{Result, EINVAL};
+use crate::proto::limits::BUS_BLOOM_MAX_SIZE;
 
 /// The bus-wide bloom parameters, handed back verbatim at HELLO.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 //! Receive quotas (spec: message.md 13). Pure.
 
-use crate::errno::{Result, EMFILE, ENOBUFS};
-use crate::limits::{CONN_MAX_FDS_PER_USER, CONN_MAX_MSGS};
+use crate::proto::errno::{Result, EMFILE, ENOBUFS};
+use crate::proto::limits::{CONN_MAX_FDS_PER_USER, CONN_MAX_MSGS};
 
 /// The accounting user of kernel notifications.
 pub const KERNEL_USER: u32 = u32::MAX;

@@ -3,8 +3,8 @@
 //! Name rules: well-known names (spec: names.md 2) and the `<uid>-` prefix of
 //! bus and endpoint names (bus.md 2, endpoint.md). Pure.
 
-use crate::errno::{Result, EINVAL};
-use crate::limits::NAME_MAX_LEN;
+use crate::proto::errno::{Result, EINVAL};
+use crate::proto::limits::NAME_MAX_LEN;
 
 /// Whether `name` is a valid well-known name; with `allow_wildcard`, its last
 /// element may be exactly `*`.

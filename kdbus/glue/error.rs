@@ -3,7 +3,7 @@
 //! Conversions between the protocol's [`Errno`] and the kernel crate's error
 //! types, used at the FFI boundary.
 
-use crate::errno::{Errno, ENOMEM};
+use crate::proto::errno::{Errno, ENOMEM};
 use kernel::alloc::AllocError;
 use kernel::error::Error;
 
@@ -25,8 +25,17 @@ impl From<AllocError> for Errno {
     }
 }
 
-/// Converts a protocol result into the `long` an ioctl handler returns.
-pub(crate) fn to_ret(r: crate::errno::Result) -> isize {
+/// A negative return value of a kernel function as a result.
+pub(super) fn check(ret: core::ffi::c_int) -> crate::proto::errno::Result<core::ffi::c_int> {
+    if ret < 0 {
+        Err(Errno(-ret))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A protocol result as the `long` an ioctl handler returns.
+pub(super) fn to_ret(r: crate::proto::errno::Result) -> isize {
     match r {
         Ok(()) => 0,
         Err(e) => -(e.0 as isize),

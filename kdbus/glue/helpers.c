@@ -3,36 +3,56 @@
  * One-line wrappers for static inlines and macros (see helpers.h).
  */
 #include <linux/cred.h>
+#include <linux/dcache.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/mm.h>
 #include <linux/net.h>
+#include <linux/poll.h>
 #include <linux/shmem_fs.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
-#include <linux/workqueue.h>
-#include <net/sock.h>
-#include <linux/poll.h>
 #include <linux/user_namespace.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <net/sock.h>
 
 #include "helpers.h"
 
 void kdbus_inode_lock(struct inode *inode) { inode_lock(inode); }
 void kdbus_inode_unlock(struct inode *inode) { inode_unlock(inode); }
-const struct cred *kdbus_current_cred(void) { return current_cred(); }
+const struct cred *kdbus_get_current_cred(void) { return get_current_cred(); }
+const struct cred *kdbus_get_cred(const struct cred *cred) { return get_cred(cred); }
+void kdbus_put_cred(const struct cred *cred) { put_cred(cred); }
 struct user_namespace *kdbus_get_user_ns(struct user_namespace *ns) { return get_user_ns(ns); }
 void kdbus_put_user_ns(struct user_namespace *ns) { put_user_ns(ns); }
+struct dentry *kdbus_dget(struct dentry *dentry) { return dget(dentry); }
 void kdbus_poll_wait(struct file *file, struct wait_queue_head *wq,
 		     struct poll_table_struct *pt) { poll_wait(file, wq, pt); }
+void kdbus_init_poll_funcptr(struct poll_table_struct *pt,
+			     void (*qproc)(struct file *, struct wait_queue_head *,
+					   struct poll_table_struct *)) { init_poll_funcptr(pt, qproc); }
+unsigned int kdbus_vfs_poll(struct file *file, struct poll_table_struct *pt) { return vfs_poll(file, pt); }
+void kdbus_init_wait_func(struct wait_queue_entry *entry, kdbus_wait_func_t func)
+{
+	init_waitqueue_func_entry(entry, func);
+	entry->private = current;
+}
 void kdbus_vm_flags_clear(struct vm_area_struct *vma, unsigned long flags) { vm_flags_clear(vma, flags); }
 void kdbus_init_waitqueue_head(struct wait_queue_head *wq) { init_waitqueue_head(wq); }
 void kdbus_wake_up_all(struct wait_queue_head *wq) { wake_up_all(wq); }
+bool kdbus_wake_up_pollfree(struct wait_queue_head *wq)
+{
+	if (!waitqueue_active(wq))
+		return false;
+	__wake_up_pollfree(wq);
+	return true;
+}
 u64 kdbus_ktime_get_real_ns(void) { return ktime_get_real_ns(); }
 bool kdbus_access_ok(u64 addr, u64 size) { return access_ok(u64_to_user_ptr(addr), size); }
 void kdbus_init_delayed_work(struct delayed_work *dw,
 			     void (*fn)(struct work_struct *work)) { INIT_DELAYED_WORK(dw, fn); }
-void kdbus_mod_delayed_work(struct delayed_work *dw, unsigned long delay) { mod_delayed_work(system_wq, dw, delay); }
+bool kdbus_mod_delayed_work(struct delayed_work *dw, unsigned long delay) { return mod_delayed_work(system_wq, dw, delay); }
 void kdbus_get_file(struct file *file) { get_file(file); }
 void kdbus_put_page(struct page *page) { put_page(page); }
 void kdbus_ida_init(struct ida *ida) { ida_init(ida); }
@@ -45,8 +65,3 @@ bool kdbus_is_unix_socket(struct file *file)
 
 	return sock && sock->sk && sock->sk->sk_family == AF_UNIX;
 }
-void kdbus_init_poll_funcptr(struct poll_table_struct *pt,
-			     void (*qproc)(struct file *, struct wait_queue_head *,
-					   struct poll_table_struct *)) { init_poll_funcptr(pt, qproc); }
-unsigned int kdbus_vfs_poll(struct file *file, struct poll_table_struct *pt) { return vfs_poll(file, pt); }
-void kdbus_init_waitqueue_entry(struct wait_queue_entry *entry) { init_waitqueue_entry(entry, current); }

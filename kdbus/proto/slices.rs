@@ -7,7 +7,8 @@
 //! Operations are linear in the number of slices; pools hold few live slices
 //! because userspace frees what it has read.
 
-use crate::errno::{Result, ENXIO, EXFULL};
+use crate::proto::errno::{Result, ENXIO, EXFULL};
+use crate::proto::limits::POOL_MAX_SLICES;
 
 /// One contiguous region of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,12 +45,21 @@ pub struct Allocator<V: SliceVec> {
     size: u64,
     slices: V,
     accounted: u64,
+    /// At most this many slices (free ones included) exist at once.
+    max_slices: usize,
 }
 
 impl<V: SliceVec> Allocator<V> {
     /// An allocator for a pool of `size` bytes (a multiple of 8, non-zero),
-    /// using `empty` storage.
-    pub fn new(size: u64, mut empty: V) -> Result<Self> {
+    /// using `empty` storage, holding at most [`POOL_MAX_SLICES`] slices.
+    pub fn new(size: u64, empty: V) -> Result<Self> {
+        Self::with_max_slices(size, empty, POOL_MAX_SLICES)
+    }
+
+    /// [`Allocator::new`] with another bound on the number of slices (at
+    /// least 1): an allocation that would need a split beyond it fails with
+    /// `EXFULL`, like one that finds no free region.
+    pub fn with_max_slices(size: u64, mut empty: V, max_slices: usize) -> Result<Self> {
         let whole = Slice {
             offset: 0,
             size,
@@ -63,6 +73,7 @@ impl<V: SliceVec> Allocator<V> {
             size,
             slices: empty,
             accounted: 0,
+            max_slices: max_slices.max(1),
         })
     }
 
@@ -74,6 +85,11 @@ impl<V: SliceVec> Allocator<V> {
     /// Sum of the sizes of accounted slices still held by the kernel.
     pub fn accounted(&self) -> u64 {
         self.accounted
+    }
+
+    /// The bound on the number of slices.
+    pub fn max_slices(&self) -> usize {
+        self.max_slices
     }
 
     /// All slices, sorted by offset.
@@ -101,6 +117,9 @@ impl<V: SliceVec> Allocator<V> {
         let idx = best.ok_or(EXFULL)?;
         let free = self.slices.slices()[idx];
         if free.size > size {
+            if self.slices.slices().len() >= self.max_slices {
+                return Err(EXFULL);
+            }
             let rest = Slice {
                 offset: free.offset + size,
                 size: free.size - size,
