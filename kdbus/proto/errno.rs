@@ -59,6 +59,7 @@ errnos! {
     ENOTUNIQ = 76;
     EREMCHG = 78;
     EDESTADDRREQ = 89;
+    EADDRINUSE = 98;
     EADDRNOTAVAIL = 99;
     EREMOTEIO = 121;
     EMEDIUMTYPE = 124;

@@ -22,4 +22,5 @@ pub mod limits;
 pub mod msg;
 pub mod names;
 pub mod quota;
+pub mod registry;
 pub mod slices;
