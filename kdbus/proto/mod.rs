@@ -19,6 +19,7 @@ pub mod cmd;
 pub mod errno;
 pub mod item;
 pub mod limits;
+pub mod matching;
 pub mod msg;
 pub mod names;
 pub mod quota;
