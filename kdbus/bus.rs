@@ -9,8 +9,11 @@ use crate::endpoint::Endpoint;
 use crate::fs::Node;
 use crate::glue::cred::{Credential, Kgid, Kuid};
 use crate::glue::gfp;
+use crate::glue::hash::HashKey;
 use crate::glue::random;
 use crate::glue::stats::{Kind, Live};
+use crate::message::Kmsg;
+use crate::names::Registry;
 use crate::proto::bloom::BloomParams;
 use crate::proto::cmd::{self, Cmd};
 use crate::proto::errno::{Result, EINVAL, ESHUTDOWN};
@@ -55,10 +58,18 @@ pub(crate) struct Bus {
     name: KVec<u8>,
     /// Last message sequence number handed out (message.md 11).
     last_seq: AtomicU64,
-    /// Orders the announcements of connections (ID_ADD while linking, ID_REMOVE
-    /// at disconnect), so a removal is never announced before the addition.
+    /// The name registry.
     #[pin]
-    pub(crate) announce: Mutex<()>,
+    pub(crate) registry: Mutex<Registry>,
+    /// The key of the registry's hash table.
+    pub(crate) name_key: HashKey,
+    /// Broadcast notifications queued in generation order, for the next
+    /// flush (`notify.rs`).
+    #[pin]
+    pub(crate) notifications: Mutex<KVec<Kmsg>>,
+    /// Serialises flushes, so notifications reach receivers in order.
+    #[pin]
+    pub(crate) flush: Mutex<()>,
     #[pin]
     inner: Mutex<BusInner>,
     _live: Live,
@@ -128,7 +139,10 @@ impl Bus {
                 gid: cred.egid(),
                 name: name_buf,
                 last_seq: AtomicU64::new(0),
-                announce <- kernel::new_mutex!((), "kdbus_bus_announce"),
+                registry <- kernel::new_mutex!(Registry::new(), "kdbus_bus_registry"),
+                name_key: HashKey::random(),
+                notifications <- kernel::new_mutex!(KVec::new(), "kdbus_bus_notifications"),
+                flush <- kernel::new_mutex!((), "kdbus_bus_flush"),
                 inner <- kernel::new_mutex!(BusInner {
                     active: true,
                     node: None,

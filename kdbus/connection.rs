@@ -18,6 +18,8 @@ use crate::glue::gfp;
 use crate::glue::poll::PollCondVar;
 use crate::glue::stats::{Kind, Live};
 use crate::glue::workqueue::{DelayedWork, DelayedWorkItem};
+use crate::matches::MatchEntry;
+use crate::names::Records;
 use crate::pool::Pool;
 use crate::proto::cmd::{self, Cmd};
 use crate::proto::errno::{Result, EBUSY, ECONNRESET, EINVAL, EOPNOTSUPP, EPERM};
@@ -28,7 +30,7 @@ use crate::uapi::*;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::sync::{Arc, CondVar, LockedBy, Mutex};
 use kernel::types::ARef;
 
 const SPECIAL: u64 =
@@ -49,6 +51,8 @@ pub(crate) struct ConnInner {
     timer_deadline: Option<u64>,
     /// Ioctls running on the connection (active references).
     ioctls: u32,
+    /// The match database (at most `MATCH_MAX` entries).
+    pub(crate) matches: KVec<MatchEntry>,
     /// The connection's charge in the domain's per-user accounting, given
     /// back at disconnect (or with the object if it never got linked).
     account: Option<Account>,
@@ -66,9 +70,14 @@ pub(crate) struct Connection {
     /// The real uid of the endpoint file's opener: the accounting user of
     /// the connection and of what it sends, and the uid TALK compares with.
     pub(crate) uid: Kuid,
+    /// The effective uid of the opener: the connection's credentials when
+    /// it is the receiver of a signal (TALK to the sender, policy.md 6).
+    pub(crate) euid: Kuid,
     /// An owner connection (connection.md 2): opened on the default endpoint
     /// by the bus creator's euid or with `CAP_IPC_OWNER`. Bypasses policy.
     pub(crate) owner: bool,
+    /// Its ownership records in the bus's name registry.
+    pub(crate) names: Records,
     /// CONN_DESCRIPTION from HELLO, without NUL.
     description: Option<KVec<u8>>,
     /// Cleared once, at disconnect (under `inner`); read without locks.
@@ -205,11 +214,14 @@ impl Connection {
             cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_hello, attach_flags_send)))?;
         let attach_recv =
             cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_hello, attach_flags_recv)))?;
-        // Activators and policy holders need the name registry and the
-        // policy database, which do not exist yet.
-        if special_named != 0 {
+        // Policy holders need the policy database, which does not exist yet.
+        if flags & KDBUS_HELLO_POLICY_HOLDER as u64 != 0 {
             return Err(EOPNOTSUPP);
         }
+        let activator_name = match (flags & KDBUS_HELLO_ACTIVATOR as u64 != 0, &name) {
+            (true, Some(n)) => Some(n.str_bytes()),
+            _ => None,
+        };
         let description = match c.item(KDBUS_ITEM_CONN_DESCRIPTION) {
             Some(d) => {
                 let mut v = KVec::new();
@@ -230,7 +242,9 @@ impl Connection {
                 flags,
                 pool,
                 uid,
+                euid: fcred.euid(),
                 owner,
+                names: LockedBy::new(&bus.registry, KVec::new()),
                 description,
                 active: AtomicBool::new(true),
                 inner <- kernel::new_mutex!(ConnInner {
@@ -241,6 +255,7 @@ impl Connection {
                     lost: 0,
                     timer_deadline: None,
                     ioctls: 0,
+                    matches: KVec::new(),
                     account: Some(account),
                 }, "kdbus_conn"),
                 drained <- kernel::new_condvar!("kdbus_conn_drained"),
@@ -265,16 +280,26 @@ impl Connection {
             item[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
         }
         let (offset, _) = conn.pool.publish_result(&item)?;
-        // Linked into the bus and the endpoint in one step, and announced
-        // before any disconnect can announce its removal. Until then nobody
-        // can see the connection, and an error undoes it by dropping it.
+        // Linked into the bus and the endpoint in one step, its activator
+        // name registered, and ID_ADD queued, all under the registry lock:
+        // a disconnect (which queues ID_REMOVE under it too) cannot come
+        // before. Until then nobody can see the connection, and an error
+        // undoes it by unlinking and dropping it.
         {
-            let _order = bus.announce.lock();
+            let mut reg = bus.registry.lock();
             bus.link_conn(&conn)?;
+            if let Some(n) = activator_name {
+                if let Err(e) = bus.register_activator_locked(&mut reg, &conn, n) {
+                    drop(reg);
+                    bus.unlink_conn(&conn);
+                    return Err(e);
+                }
+            }
             if !conn.is_monitor() {
                 conn.notify_id(KDBUS_ITEM_ID_ADD);
             }
         }
+        bus.flush_notifications();
         Ok(HelloReply {
             conn,
             offset,
@@ -390,7 +415,7 @@ impl Connection {
 
     /// KDBUS_CMD_BYEBYE (connection.md 9.1), run under its own active
     /// reference.
-    pub(crate) fn byebye(&self) -> Result {
+    pub(crate) fn byebye(self: &Arc<Self>) -> Result {
         if !self.is_ordinary() {
             return Err(EOPNOTSUPP);
         }
@@ -410,7 +435,7 @@ impl Connection {
     }
 
     /// Disconnects (close, endpoint or bus teardown). Idempotent.
-    pub(crate) fn disconnect(&self) {
+    pub(crate) fn disconnect(self: &Arc<Self>) {
         if self.deactivate() {
             self.finish_disconnect(0);
         }
@@ -418,11 +443,11 @@ impl Connection {
 
     /// The disconnect sequence after deactivation (connection.md 9.3);
     /// `own` is 1 when called from an ioctl on this connection.
-    fn finish_disconnect(&self, own: u32) {
-        let (queue, requests) = {
+    fn finish_disconnect(self: &Arc<Self>, own: u32) {
+        let requests = {
             let mut g = self.inner.lock();
             g.timer_deadline = None;
-            (g.queue.take_all(), core::mem::take(&mut g.requests))
+            core::mem::take(&mut g.requests)
         };
         // 1: wake pollers and our own synchronous caller (ECONNRESET) ...
         self.wait.notify_all();
@@ -443,10 +468,15 @@ impl Connection {
         // 3
         let bus = &self.ep.bus;
         bus.unlink_conn(self);
+        // 4: names, in the order they were acquired; what was addressed to
+        // a name held for an activator goes back to it.
+        bus.release_all_names(self);
         // 5: queued messages are discarded (their slices, charges and files
         // go with them); callers of queued calls are told in step 7, once
         // per call.
+        let queue = self.inner.lock().queue.take_all();
         drop(queue);
+        // 6
         drop(requests);
         // 7
         let mut next = 0;
@@ -454,11 +484,14 @@ impl Connection {
             next = c.id;
             c.kill_requests_to(self.id);
         }
-        // 8
+        // 8 (queued under the registry lock, after this connection's name
+        // notifications and after its ID_ADD)
         if !self.is_monitor() {
-            let _order = bus.announce.lock();
+            let _reg = bus.registry.lock();
             self.notify_id(KDBUS_ITEM_ID_REMOVE);
         }
+        // 9
+        bus.flush_notifications();
         let account = self.inner.lock().account.take();
         drop(account);
     }

@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Delivery (spec: message.md 6-9, 12): SEND routing, copies to monitors,
-//! kernel notifications, and the one receiver primitive every path ends in,
+//! Delivery (spec: message.md 6-9, 12): SEND routing (by id, by name, to
+//! activators, broadcasts, unicast signals), copies to monitors, kernel
+//! notifications, and the one receiver primitive every path ends in,
 //! [`Connection::place`] (plus [`Connection::queue`] for queued kinds).
-//!
-//! Routing today: by id; broadcasts and unicast signals reach monitors only
-//! (no match database yet), names have no owners yet. The name registry,
-//! matches and policy plug in here.
 
 use crate::bus::Bus;
 use crate::connection::{Connection, Sender};
@@ -15,11 +12,15 @@ use crate::glue::time;
 use crate::message::Kmsg;
 use crate::pool::Charge;
 use crate::proto::errno::{
-    Result, EBADSLT, ECOMM, ECONNRESET, EMSGSIZE, ENXIO, EPERM, EREMOTEIO, ESRCH, ETIMEDOUT,
+    Result, EADDRNOTAVAIL, EBADSLT, ECOMM, ECONNRESET, EMSGSIZE, ENXIO, EPERM, EREMCHG, EREMOTEIO,
+    ESRCH, ETIMEDOUT,
 };
+use crate::proto::matching::Subject;
 use crate::proto::msg;
 use crate::queue::{Placed, Published, Queue, QueueSlot};
 use crate::reply::Reply;
+use crate::uapi::*;
+use kernel::prelude::*;
 use kernel::sync::Arc;
 
 impl Connection {
@@ -57,14 +58,8 @@ impl Connection {
                 return Err(e);
             }
         };
-        let placed = Placed::new(
-            self.pool.clone(),
-            offset,
-            size,
-            kmsg.header.priority,
-            charge,
-            files,
-        );
+        let p = kmsg.header.priority;
+        let placed = Placed::new(self.pool.clone(), offset, size, p, charge, files, kmsg.nfds);
         let write = || kmsg.write_into(&self.pool, offset, &head, size);
         match from {
             Some(s) if kmsg.reads_user_memory() => s.active.suspended(write)?,
@@ -75,7 +70,7 @@ impl Connection {
 
     /// Appends a placed message to the queue (message.md 7.3 step 6) and
     /// wakes pollers; `ECONNRESET` if the connection went away meanwhile.
-    fn enqueue(&self, slot: QueueSlot, p: Placed) -> Result {
+    pub(crate) fn enqueue(&self, slot: QueueSlot, p: Placed) -> Result {
         let mut g = self.inner.lock();
         if !self.is_active() {
             drop(g);
@@ -88,17 +83,51 @@ impl Connection {
         Ok(())
     }
 
-    /// Places and queues `kmsg`; `reply` is the tracker of a call.
+    /// Places and queues `kmsg`; `reply` is the tracker of a call,
+    /// `name_id` the registration of the name it was addressed to (0: by
+    /// id).
     pub(crate) fn queue(
         self: &Arc<Self>,
         kmsg: &Kmsg,
         from: Option<&mut Sender>,
         reply: Option<Arc<Reply>>,
+        name_id: u64,
     ) -> Result {
         let slot = Queue::reserve()?;
         let mut p = self.place(kmsg, from, true)?;
         p.reply = reply;
+        p.name_id = name_id;
         self.enqueue(slot, p)
+    }
+
+    /// Takes over a message queued at another connection (activator
+    /// hand-over, names.md 6.3): copied into this pool and queued.
+    pub(crate) fn requeue(self: &Arc<Self>, p: Placed) -> Result {
+        if !self.is_monitor() && !self.accepts_fds() && p.has_fds() {
+            return Err(ECOMM);
+        }
+        let slot = Queue::reserve()?;
+        let p = p.copy_to(&self.pool)?;
+        self.enqueue(slot, p)
+    }
+
+    /// Removes the oldest queued message addressed to name registration
+    /// `name_id`, to be moved elsewhere.
+    pub(crate) fn take_named(&self, name_id: u64) -> KVec<Placed> {
+        let mut out = KVec::new();
+        loop {
+            let next = self.inner.lock().queue.take_named(name_id);
+            match next {
+                Some(p) => {
+                    if let Err(kernel::alloc::AllocError) = out.push(p, crate::glue::gfp()) {
+                        // Nowhere to keep it: it is lost to the new holder.
+                        continue;
+                    }
+                }
+                None => break,
+            }
+        }
+        out
     }
 
     /// Counts a broadcast or monitor copy this connection could not take.
@@ -116,21 +145,19 @@ impl Connection {
         let bus = &self.ep.bus;
         if let Ok(k) = Kmsg::notification(ty, &[], self.id, cookie, bus.next_seq()) {
             let _ = copy_to_monitors(bus, &k, None);
-            let _ = self.queue(&k, None, None);
+            let _ = self.queue(&k, None, None, 0);
         }
     }
 
-    /// Broadcasts an ID_ADD or ID_REMOVE notification about this
-    /// connection. Without a match database yet, only monitors receive it.
-    /// Callers hold `Bus::announce`.
+    /// Queues an ID_ADD or ID_REMOVE notification about this connection for
+    /// the bus's next flush. Callers hold the registry lock (ordering).
     pub(crate) fn notify_id(&self, ty: u32) {
         let mut payload = [0u8; 16];
         payload[..8].copy_from_slice(&self.id.to_ne_bytes());
         payload[8..].copy_from_slice(&self.flags.to_ne_bytes());
         let bus = &self.ep.bus;
-        let seq = bus.next_seq();
-        if let Ok(k) = Kmsg::notification(ty, &payload, msg::DST_BROADCAST, 0, seq) {
-            let _ = copy_to_monitors(bus, &k, None);
+        if let Ok(k) = Kmsg::notification(ty, &payload, msg::DST_BROADCAST, 0, bus.next_seq()) {
+            bus.queue_notification(k);
         }
     }
 }
@@ -142,7 +169,7 @@ pub(crate) fn copy_to_monitors(bus: &Bus, kmsg: &Kmsg, mut from: Option<&mut Sen
     let mut next = 0;
     while let Some(m) = bus.monitor_after(next) {
         next = m.id;
-        if m.queue(kmsg, from.as_deref_mut(), None).is_err() {
+        if m.queue(kmsg, from.as_deref_mut(), None, 0).is_err() {
             if let Some(s) = &from {
                 s.conn().check_active()?;
             }
@@ -152,20 +179,61 @@ pub(crate) fn copy_to_monitors(bus: &Bus, kmsg: &Kmsg, mut from: Option<&mut Sen
     Ok(())
 }
 
-/// The interim TALK rule (policy.md 5.2 without names or a policy database):
-/// owner connections may talk to anyone, others only to connections opened
-/// by a user whose real uid is the sending task's effective uid.
+/// The interim TALK rule (policy.md 5.2 without a policy database): owner
+/// connections may talk to anyone, others only to connections opened by a
+/// user whose real uid is the sending task's effective uid.
 fn may_talk(s: &Sender, dst: &Connection) -> bool {
     s.conn().owner || s.cred.euid() == dst.uid
 }
 
-/// Routes a message sent by `s` (message.md 6-9). `named`: addressed by
-/// DST_NAME. Returns the reply of a synchronous call, which waits for it
-/// (`watch`: its CANCEL_FD).
+/// The same rule for a receiver of a signal, which must be allowed to talk
+/// to its sender, with its connection's credentials (policy.md 6).
+fn receiver_may_talk(rcv: &Connection, sender: &Connection) -> bool {
+    rcv.owner || rcv.euid == sender.uid
+}
+
+/// Where a unicast goes.
+struct Dest {
+    conn: Arc<Connection>,
+    /// Registration id of the destination name (0: by id).
+    name_id: u64,
+}
+
+/// Resolves a unicast's destination (message.md 6).
+fn resolve(bus: &Bus, kmsg: &Kmsg, name: Option<&[u8]>) -> Result<Dest> {
+    let h = &kmsg.header;
+    let Some(name) = name else {
+        let conn = bus.find_conn(h.dst_id).ok_or(ENXIO)?;
+        if !conn.is_ordinary() {
+            return Err(ENXIO);
+        }
+        return Ok(Dest { conn, name_id: 0 });
+    };
+    let t = bus.resolve_name(name)?;
+    if h.dst_id != 0 && h.dst_id != t.owner {
+        return Err(EREMCHG);
+    }
+    if t.activator && h.flags & KDBUS_MSG_NO_AUTO_START as u64 != 0 {
+        return Err(EADDRNOTAVAIL);
+    }
+    let conn = bus.find_conn(t.owner).ok_or(ESRCH)?;
+    Ok(Dest {
+        conn,
+        name_id: t.name_id,
+    })
+}
+
+/// How often a SEND to a name re-resolves when ownership moved between
+/// resolution and queueing, before it reports the destination as gone.
+const NAMED_RETRIES: usize = 4;
+
+/// Routes a message sent by `s` (message.md 6-9). `name`: the DST_NAME.
+/// Returns the reply of a synchronous call, which waits for it (`watch`:
+/// its CANCEL_FD).
 pub(crate) fn send(
     s: &mut Sender,
     kmsg: &Kmsg,
-    named: bool,
+    name: Option<&[u8]>,
     sync: bool,
     watch: Option<&PollWatch>,
 ) -> Result<Option<Published>> {
@@ -173,39 +241,143 @@ pub(crate) fn send(
     let bus = &conn.ep.bus;
     let h = &kmsg.header;
     if h.is_broadcast() {
-        // No match database yet: only monitors receive broadcasts.
-        copy_to_monitors(bus, kmsg, Some(s))?;
-        return Ok(None);
+        return broadcast(s, kmsg).map(|()| None);
     }
     // A synchronous call already past its deadline is not sent at all
     // (message.md 8.2 step 2, before resolution).
     if sync && h.expects_reply() && h.timeout_or_reply <= time::monotonic_ns() {
         return Err(ETIMEDOUT);
     }
-    if named {
-        // No name registry yet: no name has an owner.
-        return Err(ESRCH);
-    }
-    let dst = bus.find_conn(h.dst_id).ok_or(ENXIO)?;
-    if !dst.is_ordinary() {
-        return Err(ENXIO);
-    }
     if h.is_signal() {
-        // Unicast signals need a match at the receiver; there are none.
-        copy_to_monitors(bus, kmsg, Some(s))?;
+        let dst = resolve(bus, kmsg, name)?;
+        unicast_signal(s, kmsg, &dst.conn)?;
         return Ok(None);
     }
     if h.is_reply() {
-        return reply(s, &dst, kmsg).map(|()| None);
+        let dst = resolve(bus, kmsg, name)?;
+        return reply(s, &dst.conn, kmsg).map(|()| None);
     }
-    if !may_talk(s, &dst) {
-        return Err(EPERM);
+    let mut tracker: Option<Arc<Reply>> = None;
+    let mut attempt = 0;
+    let dst = loop {
+        attempt += 1;
+        let dst = resolve(bus, kmsg, name)?;
+        if !may_talk(s, &dst.conn) {
+            return Err(EPERM);
+        }
+        if h.expects_reply() {
+            match &tracker {
+                Some(r) => r.retarget(dst.conn.id),
+                None => {
+                    let r = conn.open_request(
+                        dst.conn.id,
+                        dst.name_id,
+                        h.cookie,
+                        h.timeout_or_reply,
+                        sync,
+                    )?;
+                    tracker = Some(r);
+                }
+            }
+        }
+        let queued = (|| {
+            if attempt == 1 {
+                copy_to_monitors(bus, kmsg, Some(s))?;
+            }
+            let slot = Queue::reserve()?;
+            let mut p = dst.conn.place(kmsg, Some(s), true)?;
+            p.reply = tracker.clone();
+            p.name_id = dst.name_id;
+            match name {
+                None => dst.conn.enqueue(slot, p).map(|()| true),
+                Some(n) => match bus.enqueue_named(n, dst.name_id, &dst.conn, slot, p) {
+                    Ok(r) => r.map(|()| true),
+                    // Ownership moved: resolve again (and drop this copy).
+                    Err(_) => Ok(false),
+                },
+            }
+        })();
+        match queued {
+            Ok(true) => break dst,
+            Ok(false) if attempt < NAMED_RETRIES => continue,
+            Ok(false) => {
+                if let Some(r) = &tracker {
+                    conn.remove_request(r);
+                }
+                return Err(ESRCH);
+            }
+            Err(e) => {
+                if let Some(r) = &tracker {
+                    conn.remove_request(r);
+                }
+                return Err(e);
+            }
+        }
+    };
+    drop(dst);
+    let Some(r) = tracker else {
+        return Ok(None);
+    };
+    if !sync {
+        conn.arm_timer(h.timeout_or_reply);
+        return Ok(None);
     }
-    if h.expects_reply() {
-        return call(s, &dst, kmsg, sync, watch);
-    }
+    conn.wait_reply(s, &r, watch).map(Some)
+}
+
+/// A broadcast signal (message.md 9.1): to the monitors first, then to
+/// every ordinary connection (the sender included) whose matches accept it
+/// and which may talk to the sender. Losses count at the receivers.
+fn broadcast(s: &mut Sender, kmsg: &Kmsg) -> Result {
+    let sender = s.conn().clone();
+    let bus = &sender.ep.bus;
     copy_to_monitors(bus, kmsg, Some(s))?;
-    dst.queue(kmsg, Some(s), None).map(|()| None)
+    // NAME rules see the sender's names as they are now.
+    let names = bus.owned_names(&sender)?;
+    let owns = |n: &[u8]| names.iter().any(|(_, x)| x.name.as_slice() == n);
+    let subject = Subject::User {
+        src: sender.id,
+        dst_id: msg::DST_BROADCAST,
+        bloom: kmsg.bloom(),
+    };
+    let mut next = 0;
+    while let Some(c) = bus.conn_after(next) {
+        next = c.id;
+        if !c.is_ordinary() || !c.matches(&subject, owns) || !receiver_may_talk(&c, &sender) {
+            continue;
+        }
+        if c.queue(kmsg, Some(s), None, 0).is_err() {
+            sender.check_active()?;
+            c.count_lost();
+        }
+    }
+    Ok(())
+}
+
+/// A unicast signal (message.md 7.1-7.2): copied to the monitors, then
+/// queued only if the receiver's matches accept it and it may talk to the
+/// sender; queueing errors are ignored, and not counted as lost.
+fn unicast_signal(s: &mut Sender, kmsg: &Kmsg, dst: &Arc<Connection>) -> Result {
+    let sender = s.conn().clone();
+    let bus = &sender.ep.bus;
+    copy_to_monitors(bus, kmsg, Some(s))?;
+    if !dst.is_ordinary() || !receiver_may_talk(dst, &sender) {
+        return Ok(());
+    }
+    let names = bus.owned_names(&sender)?;
+    let owns = |n: &[u8]| names.iter().any(|(_, x)| x.name.as_slice() == n);
+    let subject = Subject::User {
+        src: sender.id,
+        dst_id: kmsg.header.dst_id,
+        bloom: kmsg.bloom(),
+    };
+    if dst.matches(&subject, owns) {
+        let r = dst.queue(kmsg, Some(s), None, 0);
+        if r.is_err() {
+            sender.check_active()?;
+        }
+    }
+    Ok(())
 }
 
 /// A reply (message.md 7.2): no policy; the caller's open window decides.
@@ -216,7 +388,7 @@ fn reply(s: &mut Sender, caller: &Arc<Connection>, kmsg: &Kmsg) -> Result {
         .ok_or(EBADSLT)?;
     copy_to_monitors(&caller.ep.bus, kmsg, Some(s))?;
     if !r.sync {
-        return caller.queue(kmsg, Some(s), None);
+        return caller.queue(kmsg, Some(s), None, 0);
     }
     // Handed to the blocked caller, never queued (message.md 8.2 step 5).
     let placed = caller.place(kmsg, Some(s), false);
@@ -229,32 +401,4 @@ fn reply(s: &mut Sender, caller: &Arc<Connection>, kmsg: &Kmsg) -> Result {
             Err(ECONNRESET)
         }
     }
-}
-
-/// A call (message.md 7.2, 8): a reply tracker, copies to monitors, queued
-/// at the callee; a synchronous caller then waits for the reply.
-fn call(
-    s: &mut Sender,
-    dst: &Arc<Connection>,
-    kmsg: &Kmsg,
-    sync: bool,
-    watch: Option<&PollWatch>,
-) -> Result<Option<Published>> {
-    let conn = s.conn().clone();
-    let h = &kmsg.header;
-    let deadline = h.timeout_or_reply;
-    let r = conn.open_request(dst.id, h.cookie, deadline, sync)?;
-    if let Err(e) = copy_to_monitors(&conn.ep.bus, kmsg, Some(s)) {
-        conn.remove_request(&r);
-        return Err(e);
-    }
-    if let Err(e) = dst.queue(kmsg, Some(s), Some(r.clone())) {
-        conn.remove_request(&r);
-        return Err(e);
-    }
-    if !sync {
-        conn.arm_timer(deadline);
-        return Ok(None);
-    }
-    conn.wait_reply(s, &r, watch).map(Some)
 }

@@ -24,7 +24,7 @@ use crate::glue::vma::VmaNew;
 use crate::message::Kmsg;
 use crate::proto::cmd::{self, Cmd, CmdSpec, OFF_FLAGS, OFF_RETURN_FLAGS};
 use crate::proto::errno::{
-    Result, EAGAIN, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN,
+    Errno, Result, EAGAIN, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN,
 };
 use crate::proto::limits::CMD_MAX_SIZE;
 use crate::proto::msg;
@@ -201,11 +201,20 @@ fn parse_in<'a>(
     Ok(Some(c))
 }
 
+/// A command's failure, with the `return_flags` to report (0 for most).
+struct Failed(Errno, u64);
+
+impl From<Errno> for Failed {
+    fn from(e: Errno) -> Self {
+        Failed(e, 0)
+    }
+}
+
 /// Runs one command of a connection: copy and parse (no active reference),
 /// then `f` under an active reference, then the write-back of its output.
 fn run<F>(conn: &Arc<Connection>, arg: &UserArg, spec: &'static CmdSpec, f: F) -> Result
 where
-    F: FnOnce(&Arc<Connection>, &Cmd<'_>) -> Result<Out>,
+    F: FnOnce(&Arc<Connection>, &Cmd<'_>) -> core::result::Result<Out, Failed>,
 {
     let mut buf = arg.copy_in(spec.fixed)?;
     let Some(c) = parse_in(arg, buf.bytes(), spec)? else {
@@ -218,7 +227,8 @@ where
     let out = match r {
         Ok(o) => o,
         Err(e) => {
-            let _ = arg.write_u64(OFF_RETURN_FLAGS, 0);
+            let Failed(e, rf) = e;
+            let _ = arg.write_u64(OFF_RETURN_FLAGS, rf);
             return Err(e);
         }
     };
@@ -384,7 +394,8 @@ impl Handle {
                     return Err(EOPNOTSUPP);
                 }
                 run(conn, arg, &cmd::BYEBYE, |c, _| {
-                    c.byebye().map(|()| Out::flags(0))
+                    c.byebye()?;
+                    Ok(Out::flags(0))
                 })
             }
             KDBUS_CMD_FREE => {
@@ -392,8 +403,8 @@ impl Handle {
                     return Err(EOPNOTSUPP);
                 }
                 run(conn, arg, &cmd::FREE, |conn, c| {
-                    conn.free(c.field(offset_of!(kdbus_cmd_free, offset)))
-                        .map(|()| Out::flags(0))
+                    conn.free(c.field(offset_of!(kdbus_cmd_free, offset)))?;
+                    Ok(Out::flags(0))
                 })
             }
             KDBUS_CMD_SEND => {
@@ -421,18 +432,37 @@ impl Handle {
                 Ok(Out::pair(offset_of!(kdbus_cmd_list, offset), off, size))
             }),
             KDBUS_CMD_UPDATE => run(conn, arg, &cmd::UPDATE, |conn, c| {
-                conn.update(c).map(|()| Out::flags(0))
+                conn.update(c)?;
+                Ok(Out::flags(0))
             }),
             KDBUS_CMD_NAME_ACQUIRE
             | KDBUS_CMD_NAME_RELEASE
             | KDBUS_CMD_MATCH_ADD
-            | KDBUS_CMD_MATCH_REMOVE => {
-                if !conn.is_ordinary() {
-                    return Err(EOPNOTSUPP);
-                }
-                // The name registry and match database come with later work.
+            | KDBUS_CMD_MATCH_REMOVE
+                if !conn.is_ordinary() =>
+            {
                 Err(EOPNOTSUPP)
             }
+            KDBUS_CMD_NAME_ACQUIRE => run(conn, arg, &cmd::NAME_ACQUIRE, |conn, c| {
+                let name = c.item(KDBUS_ITEM_NAME).ok_or(EINVAL)?.str_bytes();
+                match conn.ep.bus.name_acquire(conn, name, c.flags) {
+                    (Ok(()), rf) => Ok(Out::flags(rf)),
+                    (Err(e), rf) => Err(Failed(e, rf)),
+                }
+            }),
+            KDBUS_CMD_NAME_RELEASE => run(conn, arg, &cmd::NAME_RELEASE, |conn, c| {
+                let name = c.item(KDBUS_ITEM_NAME).ok_or(EINVAL)?.str_bytes();
+                conn.ep.bus.name_release(conn, name)?;
+                Ok(Out::flags(0))
+            }),
+            KDBUS_CMD_MATCH_ADD => run(conn, arg, &cmd::MATCH_ADD, |conn, c| {
+                conn.match_add(c)?;
+                Ok(Out::flags(0))
+            }),
+            KDBUS_CMD_MATCH_REMOVE => run(conn, arg, &cmd::MATCH_REMOVE, |conn, c| {
+                conn.match_remove(c.field(offset_of!(kdbus_cmd_match, cookie)))?;
+                Ok(Out::flags(0))
+            }),
             _ => Err(ENOTTY),
         }
     }
@@ -512,13 +542,11 @@ impl Handle {
                     bus.next_seq(),
                     conn.description(),
                 )?;
-                delivery::send(
-                    &mut s,
-                    &kmsg,
-                    plan.dst_name.is_some(),
-                    sync,
-                    watch.as_deref(),
-                )?
+                let name = match plan.dst_name {
+                    Some((off, len)) => Some(m.buf.get(off..off + len).ok_or(EINVAL)?),
+                    None => None,
+                };
+                delivery::send(&mut s, &kmsg, name, sync, watch.as_deref())?
             }
         };
         drop(s);

@@ -8,7 +8,7 @@ use crate::connection::Connection;
 use crate::glue::gfp;
 use crate::message::push_item;
 use crate::proto::cmd::{self, Cmd};
-use crate::proto::errno::{Result, EINVAL, ENXIO, ESRCH};
+use crate::proto::errno::{Result, EINVAL, ENXIO, ESRCH, EXFULL};
 use crate::proto::item;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
@@ -33,20 +33,40 @@ impl Connection {
     pub(crate) fn conn_info(&self, c: &Cmd<'_>) -> Result<(u64, u64)> {
         let attach = cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_info, attach_flags)))?;
         let id = c.field(offset_of!(kdbus_cmd_info, id));
-        if c.item(KDBUS_ITEM_NAME).is_some() {
-            // No name registry yet: no name exists.
-            return Err(ESRCH);
-        }
-        if id == 0 {
-            return Err(EINVAL);
-        }
-        let target = self.ep.bus.find_conn(id).ok_or(ENXIO)?;
+        let bus = &self.ep.bus;
+        let target = if let Some(n) = c.item(KDBUS_ITEM_NAME) {
+            let owner = bus.name_owner(n.str_bytes()).ok_or(ESRCH)?;
+            if id != 0 && id != owner {
+                return Err(ESRCH);
+            }
+            bus.find_conn(owner).ok_or(ESRCH)?
+        } else {
+            if id == 0 {
+                return Err(EINVAL);
+            }
+            bus.find_conn(id).ok_or(ENXIO)?
+        };
         let granted = attach & target.attach_send();
+        let names = match granted & KDBUS_ATTACH_NAMES != 0 {
+            true => bus.owned_names(&target)?,
+            false => KVec::new(),
+        };
+        let mut flags = KVec::with_capacity(names.len(), gfp())?;
+        for (f, _) in names.iter() {
+            flags.push(f.to_ne_bytes(), gfp())?;
+        }
+        let mut parts: KVec<[&[u8]; 3]> = KVec::with_capacity(names.len(), gfp())?;
+        for ((_, n), f) in names.iter().zip(flags.iter()) {
+            parts.push([&f[..], n.name.as_slice(), &[0u8][..]], gfp())?;
+        }
         let desc = match target.description() {
             Some(d) if granted & KDBUS_ATTACH_CONN_DESCRIPTION != 0 => Some([d, &[0u8][..]]),
             _ => None,
         };
-        let mut items: KVec<(u32, &[&[u8]])> = KVec::new();
+        let mut items: KVec<(u32, &[&[u8]])> = KVec::with_capacity(parts.len() + 1, gfp())?;
+        for p in parts.iter() {
+            items.push((KDBUS_ITEM_OWNED_NAME, &p[..]), gfp())?;
+        }
         if let Some(d) = &desc {
             items.push((KDBUS_ITEM_CONN_DESCRIPTION, &d[..]), gfp())?;
         }
@@ -63,16 +83,54 @@ impl Connection {
         self.pool.publish_result(&rec)
     }
 
-    /// KDBUS_CMD_LIST (names.md 8); names come with the name registry.
+    /// KDBUS_CMD_LIST (names.md 8): for each connection but monitors, its
+    /// name records of the requested kinds, or a bare record if it had none
+    /// of them and UNIQUE is asked for. The result is bounded by the pool:
+    /// beyond its size it could not be placed anyway (`EXFULL`).
     pub(crate) fn list(&self, flags: u64) -> Result<(u64, u64)> {
+        let want = |f: u32| flags & f as u64 != 0;
+        let (names, activators, queued) = (
+            want(KDBUS_LIST_NAMES),
+            want(KDBUS_LIST_ACTIVATORS),
+            want(KDBUS_LIST_QUEUED),
+        );
+        let limit = self.pool.size() as usize;
         let mut out = KVVec::new();
-        if flags & KDBUS_LIST_UNIQUE as u64 != 0 {
-            let mut next = 0;
-            while let Some(c) = self.ep.bus.conn_after(next) {
-                next = c.id;
-                if !c.is_monitor() {
-                    out.extend_from_slice(&info_record(c.id, c.flags, &[])?, gfp())?;
+        let mut next = 0;
+        while let Some(c) = self.ep.bus.conn_after(next) {
+            next = c.id;
+            if c.is_monitor() {
+                continue;
+            }
+            let mut listed = false;
+            if names || activators || queued {
+                self.ep.bus.with_records(&c, |rf, name| {
+                    let consider = if rf & KDBUS_NAME_ACTIVATOR as u64 != 0 {
+                        activators
+                    } else if rf & KDBUS_NAME_IN_QUEUE as u64 != 0 {
+                        queued
+                    } else {
+                        names
+                    };
+                    if !consider {
+                        return Ok(());
+                    }
+                    listed = true;
+                    let f = rf.to_ne_bytes();
+                    let rec =
+                        info_record(c.id, c.flags, &[(KDBUS_ITEM_OWNED_NAME, &[&f, name, &[0]])])?;
+                    if out.len() + rec.len() > limit {
+                        return Err(EXFULL);
+                    }
+                    Ok(out.extend_from_slice(&rec, gfp())?)
+                })?;
+            }
+            if !listed && want(KDBUS_LIST_UNIQUE) {
+                let rec = info_record(c.id, c.flags, &[])?;
+                if out.len() + rec.len() > limit {
+                    return Err(EXFULL);
                 }
+                out.extend_from_slice(&rec, gfp())?;
             }
         }
         if out.is_empty() {

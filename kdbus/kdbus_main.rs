@@ -66,6 +66,9 @@
 //! active reference held). Either can block for as long as userspace likes
 //! (a FUSE or userfaultfd page, a FUSE poll).
 
+// `pin_init!` of the bigger objects expands deeper than the default allows.
+#![recursion_limit = "256"]
+
 use kernel::prelude::*;
 
 mod bus;
@@ -77,7 +80,10 @@ mod fs;
 mod glue;
 mod handle;
 mod info;
+mod matches;
 mod message;
+mod names;
+mod notify;
 mod pool;
 mod proto;
 mod queue;

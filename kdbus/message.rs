@@ -212,8 +212,24 @@ impl Kmsg {
         cookie_reply: u64,
         seq: u64,
     ) -> Result<Self> {
+        Self::notification_to(ty, &[payload], dst_id, cookie_reply, seq)
+    }
+
+    /// A broadcast notification whose item payload is the concatenation of
+    /// `parts`.
+    pub(crate) fn notification_parts(ty: u32, parts: &[&[u8]], seq: u64) -> Result<Self> {
+        Self::notification_to(ty, parts, msg::DST_BROADCAST, 0, seq)
+    }
+
+    fn notification_to(
+        ty: u32,
+        parts: &[&[u8]],
+        dst_id: u64,
+        cookie_reply: u64,
+        seq: u64,
+    ) -> Result<Self> {
         let mut items = KVVec::new();
-        let items_end = push_item(&mut items, ty, &[payload])?;
+        let items_end = push_item(&mut items, ty, parts)?;
         let broadcast = dst_id == msg::DST_BROADCAST;
         Ok(Kmsg {
             header: Header {
@@ -240,6 +256,23 @@ impl Kmsg {
             description: None,
             _live: Live::new(Kind::Message),
         })
+    }
+
+    /// The notification item of a kernel message: type and payload.
+    pub(crate) fn kernel_item(&self) -> Option<(u32, &[u8])> {
+        if !self.kernel {
+            return None;
+        }
+        let i = Items::new(&self.items, 0).next()?.ok()?;
+        Some((i.ty as u32, i.payload))
+    }
+
+    /// The message's bloom filter: generation and data.
+    pub(crate) fn bloom(&self) -> Option<(u64, &[u8])> {
+        Items::new(&self.items, 0)
+            .filter_map(|i| i.ok())
+            .find(|i| i.ty == KDBUS_ITEM_BLOOM_FILTER as u64)
+            .map(|i| (i.u64_at(0), i.payload.get(8..).unwrap_or(&[])))
     }
 
     /// Builds the head (header, items, metadata) for a receiver that wants

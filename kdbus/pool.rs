@@ -158,6 +158,11 @@ impl Pool {
         self.file.writer(off, len)
     }
 
+    /// The backing file (to copy from).
+    pub(crate) fn file(&self) -> &ShmemFile {
+        &self.file
+    }
+
     /// Held pages for in-place writes of descriptor numbers.
     pub(crate) fn patch(&self) -> Patch<'_> {
         self.file.patch()

@@ -36,6 +36,11 @@ pub(crate) struct Placed {
     files: KVec<(ARef<File>, u64)>,
     /// The tracker of a call, to resolve if the receiver drops it.
     pub(crate) reply: Option<Arc<Reply>>,
+    /// The registration id of the name the message was addressed to (0 if
+    /// by id): it follows the name between an activator and an implementer.
+    pub(crate) name_id: u64,
+    /// FDs (memfds excluded) among `files`.
+    nfds: u32,
     /// Whether the kernel still holds the slice.
     held: bool,
     _live: Live,
@@ -69,6 +74,7 @@ impl Placed {
         priority: i64,
         charge: Option<Charge>,
         files: KVec<(ARef<File>, u64)>,
+        nfds: u32,
     ) -> Self {
         Placed {
             pool,
@@ -78,6 +84,8 @@ impl Placed {
             charge,
             files,
             reply: None,
+            name_id: 0,
+            nfds,
             held: true,
             _live: Live::new(Kind::Placed),
         }
@@ -111,6 +119,55 @@ impl Placed {
         } else {
             0
         })
+    }
+
+    /// Whether the message carries FDs (memfds excluded).
+    pub(crate) fn has_fds(&self) -> bool {
+        self.nfds > 0
+    }
+
+    /// The sending user whose quota the message counts against (the kernel
+    /// user for unaccounted slices).
+    pub(crate) fn charge_uid(&self) -> u32 {
+        self.charge
+            .map_or(crate::proto::quota::KERNEL_USER, |c| c.uid)
+    }
+
+    /// Moves the message into `pool` (names.md 6.3: activator hand-over):
+    /// a new slice there, charged to the same sending user, with the same
+    /// bytes, files and tracker; the old slice is given back (or stays
+    /// until freed if userspace peeked at it).
+    pub(crate) fn copy_to(mut self, pool: &Arc<Pool>) -> Result<Placed> {
+        let charge = Charge {
+            uid: self.charge_uid(),
+            size: self.size,
+            nfds: self.nfds,
+        };
+        let (offset, size) = pool.alloc(self.size, Some(charge))?;
+        let copied = pool
+            .writer(offset, size)
+            .and_then(|mut w| w.copy_from(self.pool.file(), self.offset, self.size));
+        if let Err(e) = copied {
+            pool.release(offset, Some(charge));
+            return Err(e);
+        }
+        let mut files = KVec::new();
+        core::mem::swap(&mut files, &mut self.files);
+        for (_, slot) in files.iter_mut() {
+            *slot = *slot - self.offset + offset;
+        }
+        let mut p = Placed::new(
+            pool.clone(),
+            offset,
+            size,
+            self.priority,
+            Some(charge),
+            files,
+            self.nfds,
+        );
+        p.reply = self.reply.take();
+        p.name_id = self.name_id;
+        Ok(p)
     }
 
     /// PEEK: publishes the slice to userspace while the kernel keeps
@@ -188,6 +245,16 @@ impl Queue {
 
     pub(crate) fn get(&self, key: u64) -> Option<&Placed> {
         self.entries.get(&key)
+    }
+
+    /// Removes the oldest entry addressed to name registration `name_id`.
+    pub(crate) fn take_named(&mut self, name_id: u64) -> Option<Placed> {
+        let key = self
+            .entries
+            .iter()
+            .find(|(_, p)| p.name_id == name_id)
+            .map(|(k, _)| *k)?;
+        self.entries.remove(&key)
     }
 
     /// Removes an entry; the node can be dropped or queued elsewhere.

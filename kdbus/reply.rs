@@ -15,6 +15,7 @@ use crate::glue::poll::PollCondVar;
 use crate::glue::stats::{Kind, Live};
 use crate::proto::errno::Result;
 use crate::queue::Placed;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, LockedBy, Mutex};
 
@@ -47,8 +48,11 @@ impl State {
 #[pin_data]
 pub(crate) struct Reply {
     pub(crate) caller_id: u64,
-    /// The connection expected to answer.
-    pub(crate) callee_id: u64,
+    /// The connection expected to answer; changes when a call to a name
+    /// follows it from an activator to an implementer.
+    callee: AtomicU64,
+    /// The registration id of the name the call was sent to (0: by id).
+    pub(crate) name_id: u64,
     pub(crate) cookie: u64,
     /// Absolute `CLOCK_MONOTONIC` deadline in ns.
     pub(crate) deadline_ns: u64,
@@ -67,6 +71,7 @@ impl Reply {
         caller_lock: &Mutex<ConnInner>,
         caller_id: u64,
         callee_id: u64,
+        name_id: u64,
         cookie: u64,
         deadline_ns: u64,
         sync: bool,
@@ -74,7 +79,8 @@ impl Reply {
         Ok(Arc::pin_init(
             pin_init!(Reply {
                 caller_id,
-                callee_id,
+                callee: AtomicU64::new(callee_id),
+                name_id,
                 cookie,
                 deadline_ns,
                 sync,
@@ -84,5 +90,15 @@ impl Reply {
             }),
             gfp(),
         )?)
+    }
+
+    /// The connection expected to answer.
+    pub(crate) fn callee(&self) -> u64 {
+        self.callee.load(Ordering::Relaxed)
+    }
+
+    /// Expects the answer from `to` instead (names.md 6.3).
+    pub(crate) fn retarget(&self, to: u64) {
+        self.callee.store(to, Ordering::Relaxed);
     }
 }

@@ -21,11 +21,20 @@ impl Connection {
     pub(crate) fn open_request(
         &self,
         callee: u64,
+        name_id: u64,
         cookie: u64,
         deadline_ns: u64,
         sync: bool,
     ) -> Result<Arc<Reply>> {
-        let r = Reply::new(&self.inner, self.id, callee, cookie, deadline_ns, sync)?;
+        let r = Reply::new(
+            &self.inner,
+            self.id,
+            callee,
+            name_id,
+            cookie,
+            deadline_ns,
+            sync,
+        )?;
         let mut g = self.inner.lock();
         if !self.is_active() {
             return Err(ECONNRESET);
@@ -54,7 +63,7 @@ impl Connection {
         let mut g = self.inner.lock();
         let inner: &super::ConnInner = &g;
         let i = inner.requests.iter().position(|r| {
-            r.cookie == cookie && r.callee_id == replier && r.state.access(inner).is_open()
+            r.cookie == cookie && r.callee() == replier && r.state.access(inner).is_open()
         })?;
         let r = g.requests[i].clone();
         if r.sync {
@@ -117,12 +126,23 @@ impl Connection {
                 let found = inner
                     .requests
                     .iter()
-                    .find(|r| r.callee_id == callee && r.state.access(inner).is_open());
+                    .find(|r| r.callee() == callee && r.state.access(inner).is_open());
                 found.cloned()
             };
             match next {
                 Some(r) => self.resolve_dead(&r),
                 None => break,
+            }
+        }
+    }
+
+    /// Calls this connection made to name registration `name_id` that await
+    /// `from` now await `to` (names.md 6.3 step 1).
+    pub(crate) fn retarget_requests(&self, name_id: u64, from: u64, to: u64) {
+        let g = self.inner.lock();
+        for r in g.requests.iter() {
+            if r.name_id == name_id && r.callee() == from {
+                r.retarget(to);
             }
         }
     }

@@ -24,6 +24,7 @@ pub(crate) mod bindings;
 pub(crate) mod cred;
 pub(crate) mod error;
 pub(crate) mod file;
+pub(crate) mod hash;
 pub(crate) mod kvec;
 pub(crate) mod poll;
 pub(crate) mod random;

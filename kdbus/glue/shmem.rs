@@ -180,6 +180,43 @@ impl Writer<'_> {
         self.put(Source::User(addr), len)
     }
 
+    /// Copies `len` bytes at `off` of another shmem file (kernel memory to
+    /// kernel memory, page by page).
+    pub(crate) fn copy_from(&mut self, src: &ShmemFile, off: u64, len: u64) -> Result {
+        let end = off.checked_add(len).ok_or(EFAULT)?;
+        if end > src.size {
+            return Err(EFAULT);
+        }
+        let mut pos = off;
+        while pos < end {
+            let in_page = pos % PAGE;
+            let n = (PAGE - in_page).min(end - pos);
+            let page = PageRef::get(&src.file, pos / PAGE)?;
+            // Through a bounce buffer of at most a page: the source page is
+            // mapped only while it is read.
+            let mut buf = [0u8; 256];
+            let mut done = 0;
+            while done < n {
+                let k = (n - done).min(buf.len() as u64);
+                page.with_mapped(|base| {
+                    // SAFETY: `[in_page + done, +k)` lies inside the page;
+                    // `buf` holds `k` bytes.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            base.add((in_page + done) as usize),
+                            buf.as_mut_ptr(),
+                            k as usize,
+                        )
+                    }
+                });
+                self.kernel(&buf[..k as usize])?;
+                done += k;
+            }
+            pos += n;
+        }
+        Ok(())
+    }
+
     /// Zero-fills up to the end of the writer's range.
     pub(crate) fn zero_rest(&mut self) -> Result {
         self.zeros(self.end - self.pos)

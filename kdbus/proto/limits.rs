@@ -29,3 +29,7 @@ pub const CONN_MAX_REQUESTS_PENDING: usize = 128;
 /// what it received (each slice is a kernel record). Allocation beyond it
 /// fails like a full pool, with `EXFULL`.
 pub const POOL_MAX_SLICES: usize = 16384;
+/// Name records (owned, queued, activator) per connection (`E2BIG` above).
+pub const CONN_MAX_NAMES: usize = 256;
+/// Match entries per connection (`EMFILE` above).
+pub const MATCH_MAX: usize = 256;

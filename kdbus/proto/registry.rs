@@ -174,9 +174,18 @@ impl<Q: OwnerQueue> NameState<Q> {
         // a: nobody owns the name (an activator may hold it).
         let Some(p) = head else {
             self.queue
-                .try_insert(0, Owner { conn, flags: stored | PRIMARY })
+                .try_insert(
+                    0,
+                    Owner {
+                        conn,
+                        flags: stored | PRIMARY,
+                    },
+                )
                 .map_err(|e| (e, 0))?;
-            let new = Owner { conn, flags: stored | PRIMARY };
+            let new = Owner {
+                conn,
+                flags: stored | PRIMARY,
+            };
             out.created = true;
             out.return_flags = stored | PRIMARY | ACQUIRED;
             out.event = Some(match self.activator.as_mut() {
@@ -233,7 +242,13 @@ impl<Q: OwnerQueue> NameState<Q> {
                 None => {
                     let at = self.queue.owners().len();
                     self.queue
-                        .try_insert(at, Owner { conn, flags: stored | IN_QUEUE })
+                        .try_insert(
+                            at,
+                            Owner {
+                                conn,
+                                flags: stored | IN_QUEUE,
+                            },
+                        )
                         .map_err(|e| (e, stored))?;
                     out.created = true;
                     out.return_flags = stored | IN_QUEUE | ACQUIRED;
@@ -303,11 +318,17 @@ impl<Q: OwnerQueue> NameState<Q> {
             ..Outcome::default()
         };
         let a = if self.queue.owners().is_empty() {
-            let a = Owner { conn, flags: ACTIVATOR | PRIMARY };
+            let a = Owner {
+                conn,
+                flags: ACTIVATOR | PRIMARY,
+            };
             out.event = Some(Event::Add { new: a });
             a
         } else {
-            Owner { conn, flags: ACTIVATOR | IN_QUEUE }
+            Owner {
+                conn,
+                flags: ACTIVATOR | IN_QUEUE,
+            }
         };
         self.activator = Some(a);
         Ok(out)

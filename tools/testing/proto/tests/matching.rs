@@ -50,7 +50,11 @@ fn encode(rules: &[R]) -> Vec<u8> {
             R::IdAdd(id) | R::IdRemove(id) => {
                 let mut p = id.to_ne_bytes().to_vec();
                 p.extend_from_slice(&0u64.to_ne_bytes());
-                let ty = if matches!(r, R::IdAdd(_)) { KDBUS_ITEM_ID_ADD } else { KDBUS_ITEM_ID_REMOVE };
+                let ty = if matches!(r, R::IdAdd(_)) {
+                    KDBUS_ITEM_ID_ADD
+                } else {
+                    KDBUS_ITEM_ID_REMOVE
+                };
                 item(ty, &p)
             }
             R::NameChange(o, n, name) => {
@@ -71,7 +75,13 @@ fn encode(rules: &[R]) -> Vec<u8> {
 
 #[derive(Debug, Clone)]
 enum S {
-    User { src: u64, dst: u64, gen: u64, filter: Vec<u64>, owned: Vec<u8> },
+    User {
+        src: u64,
+        dst: u64,
+        gen: u64,
+        filter: Vec<u64>,
+        owned: Vec<u8>,
+    },
     IdAdd(u64),
     NameChange(u64, u64, u8),
 }
@@ -97,7 +107,15 @@ fn model(rules: &[R], s: &S) -> bool {
 const W: usize = 2; // bloom words (bloom_size 16)
 
 fn words() -> impl Strategy<Value = Vec<u64>> {
-    proptest::collection::vec(prop_oneof![Just(0u64), Just(!0u64), any::<u64>(), (0u32..64).prop_map(|b| 1u64 << b)], W)
+    proptest::collection::vec(
+        prop_oneof![
+            Just(0u64),
+            Just(!0u64),
+            any::<u64>(),
+            (0u32..64).prop_map(|b| 1u64 << b)
+        ],
+        W,
+    )
 }
 
 fn id() -> impl Strategy<Value = u64> {
@@ -118,8 +136,20 @@ fn rule() -> impl Strategy<Value = R> {
 
 fn subject() -> impl Strategy<Value = S> {
     prop_oneof![
-        (0u64..4, prop_oneof![Just(u64::MAX), 0u64..4], 0u64..4, words(), proptest::collection::vec(0u8..3, 0..3))
-            .prop_map(|(src, dst, gen, filter, owned)| S::User { src, dst, gen, filter, owned }),
+        (
+            0u64..4,
+            prop_oneof![Just(u64::MAX), 0u64..4],
+            0u64..4,
+            words(),
+            proptest::collection::vec(0u8..3, 0..3)
+        )
+            .prop_map(|(src, dst, gen, filter, owned)| S::User {
+                src,
+                dst,
+                gen,
+                filter,
+                owned
+            }),
         (0u64..4).prop_map(S::IdAdd),
         (0u64..4, 0u64..4, 0u8..3).prop_map(|(o, n, k)| S::NameChange(o, n, k)),
     ]
@@ -170,10 +200,22 @@ proptest! {
 
 #[test]
 fn empty_entry_accepts_everything() {
-    let s = Subject::Kernel { ty: KDBUS_ITEM_ID_REMOVE, payload: &[0; 16] };
+    let s = Subject::Kernel {
+        ty: KDBUS_ITEM_ID_REMOVE,
+        payload: &[0; 16],
+    };
     assert!(entry_matches(&[], &s, 8, |_| false));
     // A user rule never matches a notification, nor a kernel rule a message.
     assert!(!entry_matches(&encode(&[R::Id(ID_ANY)]), &s, 8, |_| false));
-    let u = Subject::User { src: 1, dst_id: u64::MAX, bloom: None };
-    assert!(!entry_matches(&encode(&[R::IdRemove(ID_ANY)]), &u, 8, |_| false));
+    let u = Subject::User {
+        src: 1,
+        dst_id: u64::MAX,
+        bloom: None,
+    };
+    assert!(!entry_matches(
+        &encode(&[R::IdRemove(ID_ANY)]),
+        &u,
+        8,
+        |_| false
+    ));
 }

@@ -73,12 +73,19 @@ impl Sut {
     fn entry(&mut self, name: &str) -> &mut NameState<Q> {
         if !self.names.contains_key(name) {
             self.next_id += 1;
-            self.names.insert(name.into(), NameState::new(self.next_id, Q::default()));
+            self.names
+                .insert(name.into(), NameState::new(self.next_id, Q::default()));
         }
         self.names.get_mut(name).unwrap()
     }
 
-    fn acquire(&mut self, conn: u64, name: &str, req: u64, notes: &mut Vec<Note>) -> Result<u64, (Errno, u64)> {
+    fn acquire(
+        &mut self,
+        conn: u64,
+        name: &str,
+        req: u64,
+        notes: &mut Vec<Note>,
+    ) -> Result<u64, (Errno, u64)> {
         let can = self.records.get(&conn).map_or(0, |v| v.len()) < self.max;
         let r = self.entry(name).acquire(conn, req, can);
         match r {
@@ -154,14 +161,21 @@ impl Model {
     }
 
     fn tidy(&mut self, name: &str) {
-        if self.names.get(name).is_some_and(|(q, a)| q.is_empty() && a.is_none()) {
+        if self
+            .names
+            .get(name)
+            .is_some_and(|(q, a)| q.is_empty() && a.is_none())
+        {
             self.names.remove(name);
         }
     }
 
     fn acquire(&mut self, conn: u64, name: &str, req: u64) -> Result<u64, (Errno, u64)> {
         let stored = req & (ALLOW_REPLACEMENT | QUEUE);
-        let has = self.names.get(name).is_some_and(|(q, _)| q.iter().any(|o| o.conn == conn));
+        let has = self
+            .names
+            .get(name)
+            .is_some_and(|(q, _)| q.iter().any(|o| o.conn == conn));
         if !has && self.order.get(&conn).map_or(0, |v| v.len()) >= self.max {
             return Err((E2BIG, 0));
         }
@@ -169,7 +183,10 @@ impl Model {
         let me = Owner { conn, flags: 0 };
         let result;
         if q.is_empty() {
-            q.push(Owner { flags: stored | PRIMARY, ..me });
+            q.push(Owner {
+                flags: stored | PRIMARY,
+                ..me
+            });
             if let Some(a) = a {
                 a.flags = ACTIVATOR | IN_QUEUE;
             }
@@ -181,9 +198,21 @@ impl Model {
         } else if q[0].flags & ALLOW_REPLACEMENT != 0 && req & REPLACE_EXISTING != 0 {
             let p = q.remove(0);
             q.retain(|o| o.conn != conn);
-            q.insert(0, Owner { flags: stored | PRIMARY, ..me });
+            q.insert(
+                0,
+                Owner {
+                    flags: stored | PRIMARY,
+                    ..me
+                },
+            );
             if p.flags & QUEUE != 0 {
-                q.insert(1, Owner { flags: (p.flags & !PRIMARY) | IN_QUEUE, ..p });
+                q.insert(
+                    1,
+                    Owner {
+                        flags: (p.flags & !PRIMARY) | IN_QUEUE,
+                        ..p
+                    },
+                );
             } else if let Some(v) = self.order.get_mut(&p.conn) {
                 v.retain(|n| n != name);
             }
@@ -196,7 +225,10 @@ impl Model {
                 o.flags = stored | IN_QUEUE;
                 result = Ok(stored | IN_QUEUE);
             } else {
-                q.push(Owner { flags: stored | IN_QUEUE, ..me });
+                q.push(Owner {
+                    flags: stored | IN_QUEUE,
+                    ..me
+                });
                 self.order.entry(conn).or_default().push(name.into());
                 result = Ok(stored | IN_QUEUE | ACQUIRED);
             }
@@ -239,7 +271,10 @@ impl Model {
             return Err(EEXIST);
         }
         let state = if q.is_empty() { PRIMARY } else { IN_QUEUE };
-        *a = Some(Owner { conn, flags: ACTIVATOR | state });
+        *a = Some(Owner {
+            conn,
+            flags: ACTIVATOR | state,
+        });
         self.order.entry(conn).or_default().push(name.into());
         Ok(())
     }
@@ -347,11 +382,23 @@ proptest! {
 
 #[test]
 fn replacement_and_queue_handover() {
-    let mut s = Sut { max: 256, ..Sut::default() };
+    let mut s = Sut {
+        max: 256,
+        ..Sut::default()
+    };
     let mut n = Vec::new();
-    assert_eq!(s.acquire(1, "a.b", ALLOW_REPLACEMENT | QUEUE, &mut n), Ok(ALLOW_REPLACEMENT | QUEUE | PRIMARY | ACQUIRED));
-    assert_eq!(s.acquire(2, "a.b", QUEUE, &mut n), Ok(QUEUE | IN_QUEUE | ACQUIRED));
-    assert_eq!(s.acquire(3, "a.b", REPLACE_EXISTING, &mut n), Ok(PRIMARY | ACQUIRED));
+    assert_eq!(
+        s.acquire(1, "a.b", ALLOW_REPLACEMENT | QUEUE, &mut n),
+        Ok(ALLOW_REPLACEMENT | QUEUE | PRIMARY | ACQUIRED)
+    );
+    assert_eq!(
+        s.acquire(2, "a.b", QUEUE, &mut n),
+        Ok(QUEUE | IN_QUEUE | ACQUIRED)
+    );
+    assert_eq!(
+        s.acquire(3, "a.b", REPLACE_EXISTING, &mut n),
+        Ok(PRIMARY | ACQUIRED)
+    );
     // 1 kept QUEUE: second in line, before 2.
     let q: Vec<u64> = s.names["a.b"].queue.0.iter().map(|o| o.conn).collect();
     assert_eq!(q, vec![3, 1, 2]);
