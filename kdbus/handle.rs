@@ -537,10 +537,8 @@ impl Handle {
                     plan.header,
                     plan.payload_size,
                     m.buf,
-                    conn.id,
-                    conn.uid.raw(),
+                    conn,
                     bus.next_seq(),
-                    conn.description(),
                 )?;
                 let name = match plan.dst_name {
                     Some((off, len)) => Some(m.buf.get(off..off + len).ok_or(EINVAL)?),

@@ -20,7 +20,10 @@ use crate::proto::msg::{self, Header};
 use crate::uapi::*;
 use core::mem::size_of;
 use kernel::prelude::*;
+use core::cell::OnceCell;
+use kernel::sync::Arc;
 use kernel::types::ARef;
+use crate::connection::Connection;
 
 const MSG_HDR: usize = size_of::<kdbus_msg>();
 
@@ -47,7 +50,7 @@ pub(crate) struct Kmsg {
     seq: u64,
     /// TIMESTAMP metadata: seqnum, monotonic and realtime ns, taken when
     /// the first receiver wants it (metadata.md 1), then shared by all.
-    timestamp: core::cell::OnceCell<[u64; 3]>,
+    timestamp: OnceCell<[u64; 3]>,
     /// A kernel notification: TIMESTAMP is always attached.
     kernel: bool,
     /// Some data vector is still in the sender's memory (placing the
@@ -55,6 +58,11 @@ pub(crate) struct Kmsg {
     user_vecs: bool,
     /// The sender's description (CONN_DESCRIPTION metadata).
     description: Option<KVec<u8>>,
+    /// The sending connection, for the names it owns (NAMES metadata).
+    sender: Option<Arc<Connection>>,
+    /// OWNED_NAME items of the sender's names, collected when the first
+    /// receiver wants them (metadata.md 1), then shared by all.
+    names: OnceCell<KVVec<u8>>,
     _live: Live,
 }
 
@@ -123,11 +131,10 @@ impl Kmsg {
         header: Header,
         payload_size: u64,
         buf: &[u8],
-        src_id: u64,
-        quota_uid: u32,
+        sender: &Arc<Connection>,
         seq: u64,
-        description: Option<&[u8]>,
     ) -> Result<Self> {
+        let (src_id, quota_uid, description) = (sender.id, sender.uid.raw(), sender.description());
         let mut items = KVVec::new();
         let mut files = KVec::new();
         let mut nfds = 0u32;
@@ -200,6 +207,8 @@ impl Kmsg {
             kernel: false,
             user_vecs,
             description,
+            sender: Some(sender.clone()),
+            names: OnceCell::new(),
             _live: Live::new(Kind::Message),
         })
     }
@@ -254,6 +263,8 @@ impl Kmsg {
             kernel: true,
             user_vecs: false,
             description: None,
+            sender: None,
+            names: OnceCell::new(),
             _live: Live::new(Kind::Message),
         })
     }
@@ -282,6 +293,16 @@ impl Kmsg {
         out.extend_with(MSG_HDR, 0, gfp())?;
         out.extend_from_slice(&self.items, gfp())?;
         let mut end = MSG_HDR + self.items_end;
+        if attach & KDBUS_ATTACH_NAMES != 0 {
+            let names = self.owned_names();
+            if !names.is_empty() {
+                // Items of their own, each padded: the last one's size is
+                // its unpadded end.
+                let at = out.len();
+                out.extend_from_slice(names, gfp())?;
+                end = at + last_item_end(names);
+            }
+        }
         if let Some(d) = &self.description {
             if attach & KDBUS_ATTACH_CONN_DESCRIPTION != 0 {
                 let at = out.len();
@@ -312,6 +333,28 @@ impl Kmsg {
             bytes: out,
             msg_size,
         })
+    }
+
+    /// The OWNED_NAME items of the sender's names at the first call (empty
+    /// if it owns none, or for lack of memory).
+    fn owned_names(&self) -> &[u8] {
+        if let Some(n) = self.names.get() {
+            return n;
+        }
+        let mut items = KVVec::new();
+        if let Some(s) = &self.sender {
+            if let Ok(names) = s.ep.bus.owned_names(s) {
+                for (flags, n) in names.iter() {
+                    let f = flags.to_ne_bytes();
+                    if push_item(&mut items, KDBUS_ITEM_OWNED_NAME, &[&f, &n.name, &[0]]).is_err() {
+                        items = KVVec::new();
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = self.names.set(items);
+        self.names.get().map_or(&[], |n| n.as_slice())
     }
 
     /// Writes the message into `pool` at `off`: the head, then the payload
@@ -355,4 +398,13 @@ impl Kmsg {
     pub(crate) fn has_fds(&self) -> bool {
         self.nfds > 0
     }
+}
+
+/// The unpadded end of the last item of a padded item stream.
+fn last_item_end(items: &[u8]) -> usize {
+    let mut end = 0;
+    for i in Items::new(items, 0).filter_map(|i| i.ok()) {
+        end = i.offset + HEADER_SIZE + i.payload.len();
+    }
+    end
 }
