@@ -26,13 +26,17 @@
 
 #![warn(missing_docs)]
 
+pub mod bloom;
 mod bus;
 mod cmds;
 mod conn;
 pub mod consts;
 mod item;
+mod matches;
 mod mmap;
 pub mod msg;
+mod names;
+mod notify;
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd};
@@ -42,6 +46,10 @@ pub use nix::errno::Errno;
 pub use nix::poll::{PollFlags, PollTimeout};
 pub use nix::sys::mman::{MapFlags, ProtFlags};
 
+pub use bloom::{
+    bloom_matches, bloom_matches_raw, ArgWalk, Bloom, BloomArg, BloomFilter, BloomMask,
+    BloomParams, MessageType, RuleMask, SignalFilter,
+};
 pub use bus::{bus_dir, bus_path, make_bus, Bus, BusMaker, Control};
 pub use cmds::{
     info_off, list_off, monotonic_ns, realtime_ns, recv_off, send_off, MsgInfo, PoolResult,
@@ -53,11 +61,14 @@ pub use item::{
     CMD_FREE_SIZE, CMD_HELLO_SIZE, CMD_INFO_SIZE, CMD_LIST_SIZE, CMD_MATCH_SIZE, CMD_RECV_SIZE,
     CMD_SEND_SIZE, CMD_SIZE, ITEM_HEADER_SIZE, OFF_FLAGS, OFF_RETURN_FLAGS,
 };
+pub use matches::{MatchRule, MATCH_OFF_COOKIE};
 pub use mmap::Mmap;
 pub use msg::{
     InfoRecord, Layout, MemfdItem, Message, MsgBuilder, OwnedItem, ParseError, Payload,
     PayloadPart, Timestamp, MSG_HEADER_SIZE, PAYLOAD_OFF_NULL, TIMESTAMP_ITEM_SIZE,
 };
+pub use names::{valid_name, OwnedName, NAME_MAX_LEN};
+pub use notify::{is_notification_item, NameChange, Notification, NotifyId};
 
 /// `KDBUS_FLAG_NEGOTIATE` as a `u64` (bindgen renders `1ULL << 63` as `i64`).
 pub const FLAG_NEGOTIATE: u64 = uapi::KDBUS_FLAG_NEGOTIATE as u64;
