@@ -21,6 +21,29 @@
 //!
 //! Bit `p` of a bloom is bit `p % 64` of the `u64` word `p / 64`; on the wire
 //! (items, pool) the words are in host byte order.
+//!
+//! ```
+//! use kdbus::{BloomParams, MatchRule, MessageType, MsgBuilder, RuleMask, SignalFilter};
+//!
+//! let params = BloomParams::DEFAULT; // or BloomParams::from_item(HELLO's BLOOM_PARAMETER)
+//! // Sender: a broadcast NameOwnerChanged-style signal.
+//! let filter = SignalFilter::new()
+//!     .interface("org.example.Iface")
+//!     .member("Changed")
+//!     .path("/org/example/obj")
+//!     .arg_str("org.example.Service")
+//!     .filter(params, 0);
+//! let msg = MsgBuilder::broadcast(&filter).cookie(1).vec(b"body");
+//! // Receiver: type='signal',interface='org.example.Iface',arg0namespace='org.example'.
+//! let mask = RuleMask::new()
+//!     .message_type(MessageType::Signal)
+//!     .interface("org.example.Iface")
+//!     .arg0_namespace("org.example")
+//!     .mask(params);
+//! assert!(mask.matches(&filter));
+//! let rule = MatchRule::new(1).bloom_mask(&mask);
+//! # let _ = (msg, rule);
+//! ```
 
 use siphasher::sip::SipHasher24;
 

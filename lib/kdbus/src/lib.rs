@@ -19,6 +19,30 @@
 //!   as [`InfoRecord`]s) and [`Connection::update`] wrap the other
 //!   connection commands; every command also has a raw form taking a
 //!   [`CmdBuf`]. [`consts`] has the ABI flags and item types as `u64`.
+//! * Names (names.md): [`Connection::name_acquire`] (returns the kernel's
+//!   `return_flags`), [`Connection::name_release`],
+//!   [`Connection::list_records`] (LIST copied out and FREEd); name records
+//!   carry their `KDBUS_ITEM_OWNED_NAME` as [`OwnedName`]
+//!   ([`InfoRecord::owned_name`], also [`Message::owned_names`] for
+//!   metadata); [`valid_name`] checks the syntax.
+//! * Bloom filters (bloom-interop.md, match.md 5-6), module [`bloom`]:
+//!   [`BloomParams`] (a bus's size and n_hash), [`Bloom`] (a bit array with
+//!   [`Bloom::add`]), [`SignalFilter`] (what a sender adds, with the
+//!   recommended or the sd-bus [`ArgWalk`]), [`RuleMask`] (what a receiver
+//!   puts in its mask for a match rule), [`BloomFilter`] (with its
+//!   generation) and [`BloomMask`] (several generations), and the kernel's
+//!   rule as the pure [`bloom_matches`] / [`bloom_matches_raw`]. Everything
+//!   is byte-compatible with sd-bus's filters (SipHash-2-4 with the eight
+//!   fixed keys of [`bloom::HASH_KEYS`]).
+//! * Matches (match.md): [`MatchRule`] builds a MATCH_ADD (cookie,
+//!   REPLACE, BLOOM_MASK, NAME, ID, DST_ID, NAME_ADD/REMOVE/CHANGE,
+//!   ID_ADD/REMOVE); [`Connection::match_add`] / [`Connection::match_remove`].
+//! * Broadcasts and notifications (message.md 9, 12):
+//!   [`MsgBuilder::broadcast`] / [`MsgBuilder::signal`] /
+//!   [`MsgBuilder::bloom`] attach a [`BloomFilter`];
+//!   [`Message::notification`] parses a kernel notification into a
+//!   [`Notification`] (ID_ADD/ID_REMOVE with [`NotifyId`],
+//!   NAME_ADD/REMOVE/CHANGE with [`NameChange`], REPLY_TIMEOUT/DEAD).
 //!
 //! Every fallible call returns the kernel's [`Errno`]. Raw descriptors stay
 //! reachable through `AsFd`/`AsRawFd` for tests that issue ioctls directly.
