@@ -51,6 +51,10 @@ pub const ITEM_CONN_DESCRIPTION: u64 = uapi::KDBUS_ITEM_CONN_DESCRIPTION as u64;
 pub const ITEM_POLICY_ACCESS: u64 = uapi::KDBUS_ITEM_POLICY_ACCESS as u64;
 /// `KDBUS_ITEM_NAME_ADD`.
 pub const ITEM_NAME_ADD: u64 = uapi::KDBUS_ITEM_NAME_ADD as u64;
+/// `KDBUS_ITEM_NAME_REMOVE`.
+pub const ITEM_NAME_REMOVE: u64 = uapi::KDBUS_ITEM_NAME_REMOVE as u64;
+/// `KDBUS_ITEM_NAME_CHANGE`.
+pub const ITEM_NAME_CHANGE: u64 = uapi::KDBUS_ITEM_NAME_CHANGE as u64;
 /// `KDBUS_ITEM_ID_ADD`.
 pub const ITEM_ID_ADD: u64 = uapi::KDBUS_ITEM_ID_ADD as u64;
 /// `KDBUS_ITEM_ID_REMOVE`.
@@ -104,10 +108,30 @@ pub const LIST_ACTIVATORS: u64 = uapi::KDBUS_LIST_ACTIVATORS as u64;
 /// `KDBUS_LIST_QUEUED`.
 pub const LIST_QUEUED: u64 = uapi::KDBUS_LIST_QUEUED as u64;
 
+/// `KDBUS_NAME_REPLACE_EXISTING` (acquire request flag, never stored).
+pub const NAME_REPLACE_EXISTING: u64 = uapi::KDBUS_NAME_REPLACE_EXISTING as u64;
+/// `KDBUS_NAME_ALLOW_REPLACEMENT` (acquire request flag, stored).
+pub const NAME_ALLOW_REPLACEMENT: u64 = uapi::KDBUS_NAME_ALLOW_REPLACEMENT as u64;
+/// `KDBUS_NAME_QUEUE` (acquire request flag, stored).
+pub const NAME_QUEUE: u64 = uapi::KDBUS_NAME_QUEUE as u64;
+/// `KDBUS_NAME_IN_QUEUE` (state: waiting in the queue).
+pub const NAME_IN_QUEUE: u64 = uapi::KDBUS_NAME_IN_QUEUE as u64;
+/// `KDBUS_NAME_ACTIVATOR` (state: the name's activator).
+pub const NAME_ACTIVATOR: u64 = uapi::KDBUS_NAME_ACTIVATOR as u64;
+/// `KDBUS_NAME_PRIMARY` (state: current owner).
+pub const NAME_PRIMARY: u64 = uapi::KDBUS_NAME_PRIMARY as u64;
+/// `KDBUS_NAME_ACQUIRED` (return only: newly acquired or newly queued).
+pub const NAME_ACQUIRED: u64 = uapi::KDBUS_NAME_ACQUIRED as u64;
+
+/// `KDBUS_MATCH_REPLACE`.
+pub const MATCH_REPLACE: u64 = uapi::KDBUS_MATCH_REPLACE as u64;
+
 /// `KDBUS_ATTACH_TIMESTAMP`.
 pub const ATTACH_TIMESTAMP: u64 = uapi::KDBUS_ATTACH_TIMESTAMP as u64;
 /// `KDBUS_ATTACH_CREDS`.
 pub const ATTACH_CREDS: u64 = uapi::KDBUS_ATTACH_CREDS as u64;
+/// `KDBUS_ATTACH_NAMES` (OWNED_NAME metadata items).
+pub const ATTACH_NAMES: u64 = uapi::KDBUS_ATTACH_NAMES as u64;
 
 /// `KDBUS_MAKE_ACCESS_GROUP`.
 pub const MAKE_ACCESS_GROUP: u64 = uapi::KDBUS_MAKE_ACCESS_GROUP as u64;
@@ -138,5 +162,28 @@ mod tests {
         assert_eq!(RECV_RETURN_DROPPED_MSGS, 2);
         assert_eq!(LIST_QUEUED, 8);
         assert_eq!(MEMFD_SEALS, 0xf);
+        assert_eq!(ITEM_NAME_ADD, 0x8000);
+        assert_eq!(ITEM_NAME_REMOVE, 0x8001);
+        assert_eq!(ITEM_NAME_CHANGE, 0x8002);
+        assert_eq!(ITEM_ID_ADD, 0x8003);
+        assert_eq!(ITEM_ID_REMOVE, 0x8004);
+        assert_eq!(ITEM_OWNED_NAME, 0x1004);
+        assert_eq!(ITEM_BLOOM_MASK, 9);
+        assert_eq!(ITEM_ID, 14);
+        assert_eq!(ITEM_DST_ID, 16);
+        assert_eq!(
+            [
+                NAME_REPLACE_EXISTING,
+                NAME_ALLOW_REPLACEMENT,
+                NAME_QUEUE,
+                NAME_IN_QUEUE,
+                NAME_ACTIVATOR,
+                NAME_PRIMARY,
+                NAME_ACQUIRED
+            ],
+            [1, 2, 4, 8, 0x10, 0x20, 0x40]
+        );
+        assert_eq!(MATCH_REPLACE, 1);
+        assert_eq!(ATTACH_NAMES, 1 << 4);
     }
 }

@@ -19,6 +19,30 @@
 //!   as [`InfoRecord`]s) and [`Connection::update`] wrap the other
 //!   connection commands; every command also has a raw form taking a
 //!   [`CmdBuf`]. [`consts`] has the ABI flags and item types as `u64`.
+//! * Names (names.md): [`Connection::name_acquire`] (returns the kernel's
+//!   `return_flags`), [`Connection::name_release`],
+//!   [`Connection::list_records`] (LIST copied out and FREEd); name records
+//!   carry their `KDBUS_ITEM_OWNED_NAME` as [`OwnedName`]
+//!   ([`InfoRecord::owned_name`], also [`Message::owned_names`] for
+//!   metadata); [`valid_name`] checks the syntax.
+//! * Bloom filters (bloom-interop.md, match.md 5-6), module [`bloom`]:
+//!   [`BloomParams`] (a bus's size and n_hash), [`Bloom`] (a bit array with
+//!   [`Bloom::add`]), [`SignalFilter`] (what a sender adds, with the
+//!   recommended or the sd-bus [`ArgWalk`]), [`RuleMask`] (what a receiver
+//!   puts in its mask for a match rule), [`BloomFilter`] (with its
+//!   generation) and [`BloomMask`] (several generations), and the kernel's
+//!   rule as the pure [`bloom_matches`] / [`bloom_matches_raw`]. Everything
+//!   is byte-compatible with sd-bus's filters (SipHash-2-4 with the eight
+//!   fixed keys of [`bloom::HASH_KEYS`]).
+//! * Matches (match.md): [`MatchRule`] builds a MATCH_ADD (cookie,
+//!   REPLACE, BLOOM_MASK, NAME, ID, DST_ID, NAME_ADD/REMOVE/CHANGE,
+//!   ID_ADD/REMOVE); [`Connection::match_add`] / [`Connection::match_remove`].
+//! * Broadcasts and notifications (message.md 9, 12):
+//!   [`MsgBuilder::broadcast`] / [`MsgBuilder::signal`] /
+//!   [`MsgBuilder::bloom`] attach a [`BloomFilter`];
+//!   [`Message::notification`] parses a kernel notification into a
+//!   [`Notification`] (ID_ADD/ID_REMOVE with [`NotifyId`],
+//!   NAME_ADD/REMOVE/CHANGE with [`NameChange`], REPLY_TIMEOUT/DEAD).
 //!
 //! Every fallible call returns the kernel's [`Errno`]. Raw descriptors stay
 //! reachable through `AsFd`/`AsRawFd` for tests that issue ioctls directly.
@@ -26,13 +50,17 @@
 
 #![warn(missing_docs)]
 
+pub mod bloom;
 mod bus;
 mod cmds;
 mod conn;
 pub mod consts;
 mod item;
+mod matches;
 mod mmap;
 pub mod msg;
+mod names;
+mod notify;
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd};
@@ -42,6 +70,10 @@ pub use nix::errno::Errno;
 pub use nix::poll::{PollFlags, PollTimeout};
 pub use nix::sys::mman::{MapFlags, ProtFlags};
 
+pub use bloom::{
+    bloom_matches, bloom_matches_raw, ArgWalk, Bloom, BloomArg, BloomFilter, BloomMask,
+    BloomParams, MessageType, RuleMask, SignalFilter,
+};
 pub use bus::{bus_dir, bus_path, make_bus, Bus, BusMaker, Control};
 pub use cmds::{
     info_off, list_off, monotonic_ns, realtime_ns, recv_off, send_off, MsgInfo, PoolResult,
@@ -53,11 +85,14 @@ pub use item::{
     CMD_FREE_SIZE, CMD_HELLO_SIZE, CMD_INFO_SIZE, CMD_LIST_SIZE, CMD_MATCH_SIZE, CMD_RECV_SIZE,
     CMD_SEND_SIZE, CMD_SIZE, ITEM_HEADER_SIZE, OFF_FLAGS, OFF_RETURN_FLAGS,
 };
+pub use matches::{MatchRule, MATCH_OFF_COOKIE};
 pub use mmap::Mmap;
 pub use msg::{
     InfoRecord, Layout, MemfdItem, Message, MsgBuilder, OwnedItem, ParseError, Payload,
     PayloadPart, Timestamp, MSG_HEADER_SIZE, PAYLOAD_OFF_NULL, TIMESTAMP_ITEM_SIZE,
 };
+pub use names::{valid_name, OwnedName, NAME_MAX_LEN};
+pub use notify::{is_notification_item, NameChange, Notification, NotifyId};
 
 /// `KDBUS_FLAG_NEGOTIATE` as a `u64` (bindgen renders `1ULL << 63` as `i64`).
 pub const FLAG_NEGOTIATE: u64 = uapi::KDBUS_FLAG_NEGOTIATE as u64;

@@ -5,6 +5,7 @@
 use core::fmt;
 use std::os::fd::RawFd;
 
+use crate::bloom::{BloomFilter, BloomParams};
 use crate::consts::*;
 use crate::{align8, item_size_field, CmdBuf, Item, ItemError, ItemIter, ITEM_HEADER_SIZE};
 
@@ -201,6 +202,26 @@ impl MsgBuilder {
         p.extend_from_slice(data);
         self.buf.push_item(ITEM_BLOOM_FILTER, &p);
         self
+    }
+
+    /// Appends the `KDBUS_ITEM_BLOOM_FILTER` item of `filter` (its
+    /// generation, then its bytes; see [`crate::bloom::SignalFilter`]).
+    pub fn bloom(self, filter: &BloomFilter) -> Self {
+        self.bloom_filter(filter.generation, &filter.bloom.to_bytes())
+    }
+
+    /// A signal (`KDBUS_MSG_SIGNAL`) to `dst_id` (a connection ID,
+    /// `KDBUS_DST_ID_NAME` with a [`MsgBuilder::dst_name`], or
+    /// `KDBUS_DST_ID_BROADCAST`) carrying `filter` as its
+    /// `KDBUS_ITEM_BLOOM_FILTER`; add the payload vectors after it.
+    pub fn signal(dst_id: u64, filter: &BloomFilter) -> Self {
+        Self::new(dst_id).flags(MSG_SIGNAL).bloom(filter)
+    }
+
+    /// A broadcast signal (`dst_id = KDBUS_DST_ID_BROADCAST`,
+    /// `KDBUS_MSG_SIGNAL`) carrying `filter` (message.md 9.1).
+    pub fn broadcast(filter: &BloomFilter) -> Self {
+        Self::signal(crate::DST_ID_BROADCAST, filter)
     }
 
     /// Appends a `KDBUS_ITEM_NEGOTIATE` item listing item types.
@@ -599,6 +620,23 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The `KDBUS_ITEM_BLOOM_FILTER` item as `(generation, data bytes)`
+    /// (`None` if absent or shorter than the generation word).
+    pub fn bloom_filter_item(&self) -> Option<(u64, &'a [u8])> {
+        let i = self.item(ITEM_BLOOM_FILTER)?;
+        if i.payload.len() < 8 {
+            return None;
+        }
+        Some((u64_at(i.payload, 0), &i.payload[8..]))
+    }
+
+    /// The bloom filter for a bus with `params` (`None` if there is none or
+    /// its data is not `params.size()` bytes).
+    pub fn bloom_filter(&self, params: BloomParams) -> Option<BloomFilter> {
+        let i = self.item(ITEM_BLOOM_FILTER)?;
+        BloomFilter::from_item_payload(params, i.payload).ok()
+    }
+
     /// The bytes between the end of the items (`size`) and the payload area
     /// base, plus the payload area itself: `slice[size..]`.
     pub fn tail(&self) -> &'a [u8] {
@@ -759,6 +797,36 @@ mod tests {
                 PayloadPart::Memfd(100)
             ]
         );
+    }
+
+    #[test]
+    fn broadcast_with_bloom_filter() {
+        use crate::bloom::SignalFilter;
+        let p = BloomParams::DEFAULT;
+        let f = SignalFilter::new()
+            .interface("org.example.Echo")
+            .member("Pinged")
+            .path("/org/example")
+            .arg_str("hi")
+            .filter(p, 0);
+        let m = MsgBuilder::broadcast(&f).cookie(3).vec(b"x");
+        assert_eq!(m.cmd().u64_at(off::DST_ID), crate::DST_ID_BROADCAST);
+        assert_eq!(m.get_flags(), MSG_SIGNAL);
+        // dbus-on-kdbus.md 9.3: the BLOOM_FILTER item has size 88.
+        assert_eq!(m.item_sizes(), vec![88, 32]);
+        let msg = Message::parse(m.cmd().as_bytes()).unwrap();
+        let (gen, data) = msg.bloom_filter_item().unwrap();
+        assert_eq!((gen, data), (0, &f.bloom.to_bytes()[..]));
+        assert_eq!(msg.bloom_filter(p), Some(f.clone()));
+        assert_eq!(msg.bloom_filter(BloomParams::new(128, 8).unwrap()), None);
+        let u = MsgBuilder::signal(9, &BloomFilter::new(2, f.bloom.clone()));
+        assert_eq!(u.cmd().u64_at(off::DST_ID), 9);
+        let msg = Message::parse(u.cmd().as_bytes()).unwrap();
+        assert_eq!(msg.bloom_filter_item().unwrap().0, 2);
+        let plain = MsgBuilder::new(1);
+        let msg = Message::parse(plain.cmd().as_bytes()).unwrap();
+        assert_eq!(msg.bloom_filter_item(), None);
+        assert_eq!(msg.bloom_filter(p), None);
     }
 
     #[test]
