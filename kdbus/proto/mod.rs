@@ -22,6 +22,7 @@ pub mod limits;
 pub mod matching;
 pub mod msg;
 pub mod names;
+pub mod policy;
 pub mod quota;
 pub mod registry;
 pub mod slices;
