@@ -14,6 +14,7 @@ use crate::glue::random;
 use crate::glue::stats::{Kind, Live};
 use crate::message::Kmsg;
 use crate::names::Registry;
+use crate::policy::PolicyDb;
 use crate::proto::bloom::BloomParams;
 use crate::proto::cmd::{self, Cmd};
 use crate::proto::errno::{Result, EINVAL, ESHUTDOWN};
@@ -61,6 +62,9 @@ pub(crate) struct Bus {
     /// The name registry.
     #[pin]
     pub(crate) registry: Mutex<Registry>,
+    /// The bus policy database (policy holders' and activators' entries).
+    #[pin]
+    pub(crate) policy: Mutex<PolicyDb>,
     /// The key of the registry's hash table.
     pub(crate) name_key: HashKey,
     /// Broadcast notifications queued in generation order, for the next
@@ -140,6 +144,7 @@ impl Bus {
                 name: name_buf,
                 last_seq: AtomicU64::new(0),
                 registry <- kernel::new_mutex!(Registry::new(), "kdbus_bus_registry"),
+                policy <- kernel::new_mutex!(PolicyDb::new(), "kdbus_bus_policy"),
                 name_key: HashKey::random(),
                 notifications <- kernel::new_mutex!(KVec::new(), "kdbus_bus_notifications"),
                 flush <- kernel::new_mutex!((), "kdbus_bus_flush"),
@@ -155,13 +160,13 @@ impl Bus {
             }),
             gfp(),
         )?;
-        let ep = Endpoint::new(bus.clone(), true, bus.flags, bus.uid, bus.gid)?;
+        let ep = Endpoint::new(bus.clone(), true, b"bus", bus.flags, bus.uid, bus.gid)?;
         // Capacity was reserved above.
         let _ = bus.inner.lock().endpoints.push(ep, gfp());
         // The name first (EEXIST), then the creator's bus count (EMFILE).
-        let charged = domain
-            .link_bus(&bus)
-            .and_then(|()| domain.charge(cred.uid(), AccountKind::Bus));
+        let charged = domain.link_bus(&bus).and_then(|()| {
+            domain.charge(crate::domain::user_account(cred.uid()), AccountKind::Bus)
+        });
         match charged {
             Ok(account) => bus.inner.lock().account = Some(account),
             Err(e) => {
@@ -179,6 +184,47 @@ impl Bus {
             return None;
         }
         g.endpoints.first().cloned()
+    }
+
+    /// The bus directory, while the bus is up.
+    pub(crate) fn dir(&self) -> Option<crate::fs::Dir> {
+        let g = self.inner.lock();
+        if !g.active {
+            return None;
+        }
+        g.node.as_ref().map(|n| n.dir().clone())
+    }
+
+    /// KDBUS_CMD_ENDPOINT_MAKE's object (endpoint.md 2 steps 3-5): a custom
+    /// endpoint named `name` (prefix checked), owned by `cred`'s euid and
+    /// egid; `EEXIST` if the name is taken, `ESHUTDOWN` if the bus is gone.
+    /// Published by `fs::publish_endpoint`.
+    pub(crate) fn make_endpoint(
+        self: &Arc<Self>,
+        name: &[u8],
+        flags: u64,
+        cred: &Credential,
+    ) -> Result<Arc<Endpoint>> {
+        let ep = Endpoint::new(self.clone(), false, name, flags, cred.euid(), cred.egid())?;
+        let mut g = self.inner.lock();
+        if !g.active {
+            return Err(ESHUTDOWN);
+        }
+        if g.endpoints.iter().any(|e| e.name() == name) {
+            return Err(crate::proto::errno::EEXIST);
+        }
+        g.endpoints.push(ep.clone(), gfp())?;
+        Ok(ep)
+    }
+
+    /// Forgets a torn-down custom endpoint.
+    pub(crate) fn unlink_endpoint(&self, ep: &Endpoint) {
+        let gone = {
+            let mut g = self.inner.lock();
+            let i = g.endpoints.iter().position(|e| core::ptr::eq(&**e, ep));
+            i.and_then(|i| crate::glue::kvec::remove(&mut g.endpoints, i))
+        };
+        drop(gone);
     }
 
     /// Keeps the published directory node; `ESHUTDOWN` (and the node is

@@ -10,9 +10,9 @@
 mod calls;
 mod recv;
 
-use crate::domain::{Account, AccountKind};
+use crate::domain::{endpoint_account, user_account, Account, AccountId, AccountKind};
 use crate::endpoint::Endpoint;
-use crate::glue::cred::{Credential, Kuid, CAP_IPC_OWNER};
+use crate::glue::cred::{Credential, Kuid, UserNamespace, CAP_IPC_OWNER};
 use crate::glue::file::File;
 use crate::glue::gfp;
 use crate::glue::poll::PollCondVar;
@@ -20,10 +20,12 @@ use crate::glue::stats::{Kind, Live};
 use crate::glue::workqueue::{DelayedWork, DelayedWorkItem};
 use crate::matches::MatchEntry;
 use crate::names::Records;
+use crate::policy::PolicyDb;
 use crate::pool::Pool;
 use crate::proto::cmd::{self, Cmd};
-use crate::proto::errno::{Result, EBUSY, ECONNRESET, EINVAL, EOPNOTSUPP, EPERM};
+use crate::proto::errno::{Result, E2BIG, EBUSY, ECONNRESET, EINVAL, EOPNOTSUPP, EPERM};
 use crate::proto::names;
+use crate::proto::policy::UploadRules;
 use crate::queue::Queue;
 use crate::reply::Reply;
 use crate::uapi::*;
@@ -67,9 +69,15 @@ pub(crate) struct Connection {
     /// HELLO flags.
     pub(crate) flags: u64,
     pub(crate) pool: Arc<Pool>,
-    /// The real uid of the endpoint file's opener: the accounting user of
-    /// the connection and of what it sends, and the uid TALK compares with.
+    /// The real uid of the endpoint file's opener: the uid TALK compares
+    /// with (policy.md 5.2 step 3).
     pub(crate) uid: Kuid,
+    /// The accounting user of the connection and of what it sends: the
+    /// opener's real uid, or a custom endpoint's anonymous user.
+    pub(crate) account: AccountId,
+    /// The credentials of the endpoint file's opener ("connection creds",
+    /// policy.md 6).
+    pub(crate) cred: ARef<Credential>,
     /// The effective uid of the opener: the connection's credentials when
     /// it is the receiver of a signal (TALK to the sender, policy.md 6).
     pub(crate) euid: Kuid,
@@ -214,11 +222,8 @@ impl Connection {
             cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_hello, attach_flags_send)))?;
         let attach_recv =
             cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_hello, attach_flags_recv)))?;
-        // Policy holders need the policy database, which does not exist yet.
-        if flags & KDBUS_HELLO_POLICY_HOLDER as u64 != 0 {
-            return Err(EOPNOTSUPP);
-        }
-        let activator_name = match (flags & KDBUS_HELLO_ACTIVATOR as u64 != 0, &name) {
+        let activator = flags & KDBUS_HELLO_ACTIVATOR as u64 != 0;
+        let activator_name = match (activator, &name) {
             (true, Some(n)) => Some(n.str_bytes()),
             _ => None,
         };
@@ -234,7 +239,11 @@ impl Connection {
         let id = domain.next_id();
         let pool = Pool::new(pool_size)?;
         let uid = fcred.uid();
-        let account = domain.charge(uid, AccountKind::Conn)?;
+        let account_id = match ep.is_default {
+            true => user_account(uid),
+            false => endpoint_account(ep.id),
+        };
+        let charge = domain.charge(account_id, AccountKind::Conn)?;
         let conn = Arc::pin_init(
             pin_init!(Connection {
                 ep: ep.clone(),
@@ -242,6 +251,8 @@ impl Connection {
                 flags,
                 pool,
                 uid,
+                account: account_id,
+                cred: ARef::from(fcred),
                 euid: fcred.euid(),
                 owner,
                 names: LockedBy::new(&bus.registry, KVec::new()),
@@ -256,7 +267,7 @@ impl Connection {
                     timer_deadline: None,
                     ioctls: 0,
                     matches: KVec::new(),
-                    account: Some(account),
+                    account: Some(charge),
                 }, "kdbus_conn"),
                 drained <- kernel::new_condvar!("kdbus_conn_drained"),
                 wait <- PollCondVar::new(),
@@ -280,26 +291,33 @@ impl Connection {
             item[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
         }
         let (offset, _) = conn.pool.publish_result(&item)?;
-        // Linked into the bus and the endpoint in one step, its activator
-        // name registered, and ID_ADD queued, all under the registry lock:
-        // a disconnect (which queues ID_REMOVE under it too) cannot come
-        // before. Until then nobody can see the connection, and an error
-        // undoes it by unlinking and dropping it.
-        {
+        // 15-17: linked into the bus and the endpoint in one step, ID_ADD
+        // queued and the activator name registered, under the registry lock
+        // (a disconnect queues ID_REMOVE under it too, so it cannot come
+        // first). Until linked nobody can see the connection: a failure
+        // there just drops it; from here on failures disconnect it (21).
+        let registered = {
             let mut reg = bus.registry.lock();
             bus.link_conn(&conn)?;
-            if let Some(n) = activator_name {
-                if let Err(e) = bus.register_activator_locked(&mut reg, &conn, n) {
-                    drop(reg);
-                    bus.unlink_conn(&conn);
-                    return Err(e);
-                }
-            }
             if !conn.is_monitor() {
                 conn.notify_id(KDBUS_ITEM_ID_ADD);
             }
-        }
+            match activator_name {
+                Some(n) => bus.register_activator_locked(&mut reg, &conn, n),
+                None => Ok(()),
+            }
+        };
+        // 18
         bus.flush_notifications();
+        // 19: the bus policy entry of an activator or policy holder.
+        let installed = registered.and_then(|()| match special_named != 0 {
+            true => conn.install_policy(c, activator, fcred.user_ns()),
+            false => Ok(()),
+        });
+        if let Err(e) = installed {
+            conn.disconnect();
+            return Err(e);
+        }
         Ok(HelloReply {
             conn,
             offset,
@@ -382,6 +400,26 @@ impl Connection {
         self.inner.lock().attach_recv
     }
 
+    /// Installs (or replaces) the bus policy entry of an activator or a
+    /// policy holder from the NAME and POLICY_ACCESS items of `c` (HELLO or
+    /// UPDATE; policy.md 3), ids read in `ns`, the caller's user namespace.
+    pub(crate) fn install_policy(
+        &self,
+        c: &Cmd<'_>,
+        activator: bool,
+        ns: &UserNamespace,
+    ) -> Result {
+        let how = UploadRules {
+            wildcards: !activator,
+            max_names: Some(1),
+            too_many: E2BIG,
+        };
+        let entries = PolicyDb::build(|| c.items(), how, ns, self.id)?;
+        let old = self.ep.bus.policy.lock().replace(self.id, entries)?;
+        drop(old);
+        Ok(())
+    }
+
     /// KDBUS_CMD_UPDATE (connection.md 5).
     pub(crate) fn update(&self, c: &Cmd<'_>) -> Result {
         let send = c.item(KDBUS_ITEM_ATTACH_FLAGS_SEND).is_some();
@@ -397,6 +435,9 @@ impl Connection {
         }
         let new_send = sanitized_attach(c, KDBUS_ITEM_ATTACH_FLAGS_SEND)?;
         let new_recv = sanitized_attach(c, KDBUS_ITEM_ATTACH_FLAGS_RECV)?;
+        if policy {
+            self.install_policy(c, false, Credential::current().user_ns())?;
+        }
         let mut g = self.inner.lock();
         if let Some(v) = new_send {
             g.attach_send = v;
@@ -465,6 +506,8 @@ impl Connection {
         }
         // 2
         self.timer.cancel();
+        let entries = self.ep.bus.policy.lock().remove_owner(self.id);
+        drop(entries);
         // 3
         let bus = &self.ep.bus;
         bus.unlink_conn(self);

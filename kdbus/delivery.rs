@@ -179,17 +179,16 @@ pub(crate) fn copy_to_monitors(bus: &Bus, kmsg: &Kmsg, mut from: Option<&mut Sen
     Ok(())
 }
 
-/// The interim TALK rule (policy.md 5.2 without a policy database): owner
-/// connections may talk to anyone, others only to connections opened by a
-/// user whose real uid is the sending task's effective uid.
+/// TALK for a unicast or call (policy.md 5.2, 6): the sender, with the
+/// sending task's credentials, to the receiver.
 fn may_talk(s: &Sender, dst: &Connection) -> bool {
-    s.conn().owner || s.cred.euid() == dst.uid
+    s.conn().may_talk_to(&s.cred, dst)
 }
 
-/// The same rule for a receiver of a signal, which must be allowed to talk
-/// to its sender, with its connection's credentials (policy.md 6).
+/// TALK for a signal: the receiver, with its connection's credentials, to
+/// the sender (policy.md 6).
 fn receiver_may_talk(rcv: &Connection, sender: &Connection) -> bool {
-    rcv.owner || rcv.euid == sender.uid
+    rcv.may_talk_to(&rcv.cred, sender)
 }
 
 /// Where a unicast goes.

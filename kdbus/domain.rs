@@ -30,8 +30,8 @@ struct DomainInner {
     root: Option<Dir>,
     /// Live buses by id; their names are unique in the domain.
     buses: RBTree<u64, Arc<Bus>>,
-    /// Counters of users with buses or connections (global kuid values).
-    users: RBTree<u32, UserAccount>,
+    /// Counters of accounting users with buses or connections.
+    users: RBTree<u64, UserAccount>,
 }
 
 /// One kdbusfs mount.
@@ -41,6 +41,8 @@ pub(crate) struct Domain {
     pub(crate) user_ns: ARef<UserNamespace>,
     /// Last id handed out; buses and connections share the counter.
     last_id: AtomicU64,
+    /// Last custom endpoint id handed out.
+    last_endpoint_id: AtomicU64,
     #[pin]
     inner: Mutex<DomainInner>,
     _live: Live,
@@ -55,10 +57,27 @@ pub(crate) enum AccountKind {
     Conn,
 }
 
+/// An accounting user (connection.md 3.2 step 13): a real uid (its global
+/// kuid value), or the anonymous user of a custom endpoint, or the kernel.
+pub(crate) type AccountId = u64;
+
+/// The accounting user of a uid.
+pub(crate) fn user_account(uid: Kuid) -> AccountId {
+    uid.raw() as u64
+}
+
+/// The anonymous accounting user of custom endpoint `ep_id` (never a uid).
+pub(crate) fn endpoint_account(ep_id: u64) -> AccountId {
+    (1u64 << 32).saturating_add(ep_id)
+}
+
+/// The accounting user of kernel notifications.
+pub(crate) const KERNEL_ACCOUNT: AccountId = u64::MAX;
+
 /// One bus or connection charged to a user of a domain; given back on drop.
 pub(crate) struct Account {
     domain: Arc<Domain>,
-    uid: Kuid,
+    uid: AccountId,
     kind: AccountKind,
 }
 
@@ -84,6 +103,7 @@ impl Domain {
             pin_init!(Domain {
                 user_ns,
                 last_id: AtomicU64::new(0),
+                last_endpoint_id: AtomicU64::new(0),
                 inner <- kernel::new_mutex!(DomainInner {
                     active: true,
                     root: Some(root),
@@ -116,6 +136,11 @@ impl Domain {
         self.last_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The next custom endpoint id.
+    pub(crate) fn next_endpoint_id(&self) -> u64 {
+        self.last_endpoint_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Links a new bus, reserving its name (`EEXIST` if taken).
     pub(crate) fn link_bus(&self, bus: &Arc<Bus>) -> Result {
         let node = RBTreeNodeReservation::new(gfp())?;
@@ -139,19 +164,19 @@ impl Domain {
 
     /// Charges one bus or connection to user `uid` (`EMFILE` over the
     /// limit); the returned [`Account`] gives it back.
-    pub(crate) fn charge(self: &Arc<Self>, uid: Kuid, kind: AccountKind) -> Result<Account> {
+    pub(crate) fn charge(self: &Arc<Self>, uid: AccountId, kind: AccountKind) -> Result<Account> {
         let node = RBTreeNodeReservation::new(gfp())?;
         let mut g = self.inner.lock();
-        let mut u = g.users.get(&uid.raw()).copied().unwrap_or_default();
+        let mut u = g.users.get(&uid).copied().unwrap_or_default();
         let (count, max) = u.counter(kind);
         if *count >= max {
             return Err(EMFILE);
         }
         *count += 1;
-        match g.users.get_mut(&uid.raw()) {
+        match g.users.get_mut(&uid) {
             Some(e) => *e = u,
             None => {
-                g.users.insert(node.into_node(uid.raw(), u));
+                g.users.insert(node.into_node(uid, u));
             }
         }
         Ok(Account {
@@ -161,13 +186,13 @@ impl Domain {
         })
     }
 
-    fn uncharge(&self, uid: Kuid, kind: AccountKind) {
+    fn uncharge(&self, uid: AccountId, kind: AccountKind) {
         let mut g = self.inner.lock();
-        if let Some(u) = g.users.get_mut(&uid.raw()) {
+        if let Some(u) = g.users.get_mut(&uid) {
             let (count, _) = u.counter(kind);
             *count = count.saturating_sub(1);
             if u.buses == 0 && u.conns == 0 {
-                g.users.remove(&uid.raw());
+                g.users.remove(&uid);
             }
         }
     }

@@ -112,6 +112,20 @@ impl FsOps for Kdbusfs {
     }
 }
 
+/// Publishes a custom endpoint (endpoint.md 2): its file in the bus
+/// directory. On failure nothing stays published.
+pub(crate) fn publish_endpoint(ep: &Arc<Endpoint>) -> Result {
+    let dir = ep.bus.dir().ok_or(ESHUTDOWN)?;
+    let file = dir.create_file(
+        ep.name(),
+        ep.file_mode(),
+        ep.uid,
+        ep.gid,
+        FileNode::Endpoint(ep.clone()),
+    )?;
+    ep.set_node(file)
+}
+
 /// Publishes a new bus (fs.md 3): its directory `<uid>-<name>` in the
 /// domain root and its default endpoint file `bus`, with the modes and
 /// owners BUS_MAKE asked for. On failure nothing stays published.

@@ -12,7 +12,7 @@ use crate::connection::{Connection, Sender};
 use crate::delivery;
 use crate::endpoint::Endpoint;
 use crate::fs::{self, FileNode};
-use crate::glue::cred::Credential;
+use crate::glue::cred::{Credential, CAP_IPC_OWNER};
 use crate::glue::file::File;
 use crate::glue::gfp;
 use crate::glue::poll::{
@@ -24,10 +24,11 @@ use crate::glue::vma::VmaNew;
 use crate::message::Kmsg;
 use crate::proto::cmd::{self, Cmd, CmdSpec, OFF_FLAGS, OFF_RETURN_FLAGS};
 use crate::proto::errno::{
-    Errno, Result, EAGAIN, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, ESHUTDOWN,
+    Errno, Result, EAGAIN, EBADFD, EFAULT, EINVAL, EMSGSIZE, ENOTTY, EOPNOTSUPP, EPERM, ESHUTDOWN,
 };
 use crate::proto::limits::CMD_MAX_SIZE;
 use crate::proto::msg;
+use crate::proto::names;
 use crate::queue::Published;
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
@@ -278,9 +279,9 @@ impl Handle {
         match cmd {
             KDBUS_CMD_BUS_MAKE => self.bus_make(&arg),
             KDBUS_CMD_HELLO => self.hello(file, &arg),
-            KDBUS_CMD_ENDPOINT_MAKE => self.endpoint_make(),
-            KDBUS_CMD_ENDPOINT_UPDATE
-            | KDBUS_CMD_UPDATE
+            KDBUS_CMD_ENDPOINT_MAKE => self.endpoint_make(file, &arg),
+            KDBUS_CMD_ENDPOINT_UPDATE => self.endpoint_update(&arg),
+            KDBUS_CMD_UPDATE
             | KDBUS_CMD_BYEBYE
             | KDBUS_CMD_FREE
             | KDBUS_CMD_CONN_INFO
@@ -296,14 +297,59 @@ impl Handle {
         }
     }
 
-    /// ENDPOINT_MAKE: typed-state checks only, until custom endpoints exist.
-    fn endpoint_make(&self) -> Result {
+    /// KDBUS_CMD_ENDPOINT_MAKE (endpoint.md 2): a custom endpoint, made by
+    /// the bus owner through the default endpoint.
+    fn endpoint_make(&self, file: &File, arg: &UserArg) -> Result {
         let _setup = self.setup.lock();
-        let unset = matches!(*self.state.lock(), State::Unset);
-        match (unset, &self.node) {
-            (true, FileNode::Endpoint(ep)) if ep.is_default => Err(EOPNOTSUPP),
-            _ => Err(EBADFD),
+        let ep = match (self.is_unset(), &self.node) {
+            (true, FileNode::Endpoint(ep)) => ep.clone(),
+            _ => return Err(EBADFD),
+        };
+        if !ep.is_active() {
+            return Err(ESHUTDOWN);
         }
+        let bus = &ep.bus;
+        let owner = ep.is_default
+            && (file.cred().euid() == bus.uid
+                || bus.domain.user_ns.file_capable(file, CAP_IPC_OWNER));
+        if !owner {
+            return Err(EPERM);
+        }
+        let mut buf = arg.copy_in(cmd::ENDPOINT_MAKE.fixed)?;
+        let Some(c) = parse_in(arg, buf.bytes(), &cmd::ENDPOINT_MAKE)? else {
+            return Ok(());
+        };
+        arg.write_u64(OFF_RETURN_FLAGS, 0)?;
+        let name = c.item(KDBUS_ITEM_MAKE_NAME).ok_or(EINVAL)?.str_bytes();
+        let cred = Credential::current();
+        let uid = bus.domain.user_ns.map_uid(cred.euid()).ok_or(EINVAL)?;
+        names::check_uid_prefix(name, uid)?;
+        let new = bus.make_endpoint(name, c.flags, &cred)?;
+        if let Err(e) = fs::publish_endpoint(&new) {
+            new.deactivate();
+            return Err(e);
+        }
+        self.set_state(State::EndpointOwner(new));
+        Ok(())
+    }
+
+    /// KDBUS_CMD_ENDPOINT_UPDATE (endpoint.md 3) on an endpoint-owner
+    /// handle.
+    fn endpoint_update(&self, arg: &UserArg) -> Result {
+        let ep = match &*self.state.lock() {
+            State::EndpointOwner(ep) => ep.clone(),
+            _ => return Err(EBADFD),
+        };
+        if !ep.is_active() {
+            return Err(ESHUTDOWN);
+        }
+        let mut buf = arg.copy_in(cmd::ENDPOINT_UPDATE.fixed)?;
+        let Some(c) = parse_in(arg, buf.bytes(), &cmd::ENDPOINT_UPDATE)? else {
+            return Ok(());
+        };
+        let r = ep.update_policy(&c, Credential::current().user_ns());
+        arg.write_u64(OFF_RETURN_FLAGS, 0)?;
+        r
     }
 
     /// Whether the handle is still unset (call with `setup` held).
@@ -420,7 +466,7 @@ impl Handle {
                 self.recv(conn, arg)
             }
             KDBUS_CMD_CONN_INFO => run(conn, arg, &cmd::CONN_INFO, |conn, c| {
-                let (off, size) = conn.conn_info(c)?;
+                let (off, size) = conn.conn_info(&Credential::current(), c)?;
                 Ok(Out::pair(offset_of!(kdbus_cmd_info, offset), off, size))
             }),
             KDBUS_CMD_BUS_CREATOR_INFO => run(conn, arg, &cmd::BUS_CREATOR_INFO, |conn, c| {
@@ -428,7 +474,7 @@ impl Handle {
                 Ok(Out::pair(offset_of!(kdbus_cmd_info, offset), off, size))
             }),
             KDBUS_CMD_LIST => run(conn, arg, &cmd::LIST, |conn, c| {
-                let (off, size) = conn.list(c.flags)?;
+                let (off, size) = conn.list(&Credential::current(), c.flags)?;
                 Ok(Out::pair(offset_of!(kdbus_cmd_list, offset), off, size))
             }),
             KDBUS_CMD_UPDATE => run(conn, arg, &cmd::UPDATE, |conn, c| {
@@ -445,7 +491,8 @@ impl Handle {
             }
             KDBUS_CMD_NAME_ACQUIRE => run(conn, arg, &cmd::NAME_ACQUIRE, |conn, c| {
                 let name = c.item(KDBUS_ITEM_NAME).ok_or(EINVAL)?.str_bytes();
-                match conn.ep.bus.name_acquire(conn, name, c.flags) {
+                let cred = Credential::current();
+                match conn.ep.bus.name_acquire(conn, &cred, name, c.flags) {
                     (Ok(()), rf) => Ok(Out::flags(rf)),
                     (Err(e), rf) => Err(Failed(e, rf)),
                 }
@@ -533,13 +580,8 @@ impl Handle {
             None => {
                 let bus = &conn.ep.bus;
                 let plan = msg::plan(&m, conn.id, sync, bus.bloom.size, user::range_ok)?;
-                let kmsg = Kmsg::from_user(
-                    plan.header,
-                    plan.payload_size,
-                    m.buf,
-                    conn,
-                    bus.next_seq(),
-                )?;
+                let kmsg =
+                    Kmsg::from_user(plan.header, plan.payload_size, m.buf, conn, bus.next_seq())?;
                 let name = match plan.dst_name {
                     Some((off, len)) => Some(m.buf.get(off..off + len).ok_or(EINVAL)?),
                     None => None,

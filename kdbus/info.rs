@@ -5,6 +5,7 @@
 //! records.
 
 use crate::connection::Connection;
+use crate::glue::cred::Credential;
 use crate::glue::gfp;
 use crate::message::push_item;
 use crate::proto::cmd::{self, Cmd};
@@ -29,14 +30,14 @@ fn info_record(id: u64, flags: u64, items: &[(u32, &[&[u8]])]) -> Result<KVec<u8
 }
 
 impl Connection {
-    /// KDBUS_CMD_CONN_INFO (connection.md 6.1).
-    pub(crate) fn conn_info(&self, c: &Cmd<'_>) -> Result<(u64, u64)> {
+    /// KDBUS_CMD_CONN_INFO (connection.md 6.1), by a task with `cred`.
+    pub(crate) fn conn_info(&self, cred: &Credential, c: &Cmd<'_>) -> Result<(u64, u64)> {
         let attach = cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_info, attach_flags)))?;
         let id = c.field(offset_of!(kdbus_cmd_info, id));
         let bus = &self.ep.bus;
         let target = if let Some(n) = c.item(KDBUS_ITEM_NAME) {
             let owner = bus.name_owner(n.str_bytes()).ok_or(ESRCH)?;
-            if id != 0 && id != owner {
+            if id != 0 && id != owner || !self.may_see_name(cred, n.str_bytes()) {
                 return Err(ESRCH);
             }
             bus.find_conn(owner).ok_or(ESRCH)?
@@ -44,7 +45,11 @@ impl Connection {
             if id == 0 {
                 return Err(EINVAL);
             }
-            bus.find_conn(id).ok_or(ENXIO)?
+            let t = bus.find_conn(id).ok_or(ENXIO)?;
+            if !self.may_see_conn(cred, &t) {
+                return Err(ENXIO);
+            }
+            t
         };
         let granted = attach & target.attach_send();
         let names = match granted & KDBUS_ATTACH_NAMES != 0 {
@@ -87,7 +92,7 @@ impl Connection {
     /// name records of the requested kinds, or a bare record if it had none
     /// of them and UNIQUE is asked for. The result is bounded by the pool:
     /// beyond its size it could not be placed anyway (`EXFULL`).
-    pub(crate) fn list(&self, flags: u64) -> Result<(u64, u64)> {
+    pub(crate) fn list(&self, cred: &Credential, flags: u64) -> Result<(u64, u64)> {
         let want = |f: u32| flags & f as u64 != 0;
         let (names, activators, queued) = (
             want(KDBUS_LIST_NAMES),
@@ -116,6 +121,9 @@ impl Connection {
                         return Ok(());
                     }
                     listed = true;
+                    if !self.may_see_name(cred, name) {
+                        return Ok(());
+                    }
                     let f = rf.to_ne_bytes();
                     let rec =
                         info_record(c.id, c.flags, &[(KDBUS_ITEM_OWNED_NAME, &[&f, name, &[0]])])?;

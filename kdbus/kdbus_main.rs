@@ -84,6 +84,7 @@ mod matches;
 mod message;
 mod names;
 mod notify;
+mod policy;
 mod pool;
 mod proto;
 mod queue;

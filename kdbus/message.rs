@@ -9,6 +9,7 @@
 //! payload is never held by the kernel: data vectors are copied straight
 //! from the sender's memory into each receiver's pool.
 
+use crate::connection::Connection;
 use crate::glue::file::{File, MEMFD_SEALS};
 use crate::glue::gfp;
 use crate::glue::stats::{Kind, Live};
@@ -18,12 +19,11 @@ use crate::proto::errno::{Result, EFAULT, EINVAL, EMEDIUMTYPE, EMSGSIZE, EOPNOTS
 use crate::proto::item::{self, Items, HEADER_SIZE};
 use crate::proto::msg::{self, Header};
 use crate::uapi::*;
+use core::cell::OnceCell;
 use core::mem::size_of;
 use kernel::prelude::*;
-use core::cell::OnceCell;
 use kernel::sync::Arc;
 use kernel::types::ARef;
-use crate::connection::Connection;
 
 const MSG_HDR: usize = size_of::<kdbus_msg>();
 
@@ -45,7 +45,7 @@ pub(crate) struct Kmsg {
     /// Number of FDS entries (memfds excluded).
     pub(crate) nfds: u32,
     /// The user whose receive quota the message is charged to.
-    pub(crate) quota_uid: u32,
+    pub(crate) quota_uid: crate::domain::AccountId,
     /// Sequence number (message.md 11).
     seq: u64,
     /// TIMESTAMP metadata: seqnum, monotonic and realtime ns, taken when
@@ -134,7 +134,7 @@ impl Kmsg {
         sender: &Arc<Connection>,
         seq: u64,
     ) -> Result<Self> {
-        let (src_id, quota_uid, description) = (sender.id, sender.uid.raw(), sender.description());
+        let (src_id, quota_uid, description) = (sender.id, sender.account, sender.description());
         let mut items = KVVec::new();
         let mut files = KVec::new();
         let mut nfds = 0u32;
@@ -257,7 +257,7 @@ impl Kmsg {
             payload_size: 0,
             files: KVec::new(),
             nfds: 0,
-            quota_uid: crate::proto::quota::KERNEL_USER,
+            quota_uid: crate::domain::KERNEL_ACCOUNT,
             seq,
             timestamp: core::cell::OnceCell::new(),
             kernel: true,

@@ -14,9 +14,10 @@
 
 use crate::bus::Bus;
 use crate::connection::Connection;
+use crate::glue::cred::Credential;
 use crate::glue::gfp;
 use crate::message::Kmsg;
-use crate::proto::errno::{Result, EADDRINUSE, EINVAL, ENOMEM, ESRCH};
+use crate::proto::errno::{Result, EADDRINUSE, EINVAL, ENOMEM, EPERM, ESRCH};
 use crate::proto::limits::CONN_MAX_NAMES;
 use crate::proto::names;
 use crate::proto::registry::{Event, NameState, Outcome, Owner, OwnerQueue};
@@ -215,16 +216,21 @@ impl Bus {
         Ok(dst.enqueue(slot, p))
     }
 
-    /// KDBUS_CMD_NAME_ACQUIRE for `conn` (names.md 3). Returns the result
-    /// and the `return_flags` to report either way.
+    /// KDBUS_CMD_NAME_ACQUIRE for `conn` by a task with `cred` (names.md
+    /// 3). Returns the result and the `return_flags` to report either way.
     pub(crate) fn name_acquire(
         &self,
         conn: &Arc<Connection>,
+        cred: &Credential,
         name: &[u8],
         req: u64,
     ) -> (Result, u64) {
         if !names::is_valid_well_known(name, false) {
             return (Err(EINVAL), 0);
+        }
+        // Before anything else, so that existence is not revealed.
+        if !conn.may_own(cred, name) {
+            return (Err(EPERM), 0);
         }
         let new = match new_name(self.name_hash(name), name, &self.registry) {
             Ok(n) => n,

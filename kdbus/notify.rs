@@ -51,9 +51,28 @@ impl Bus {
             if !c.is_ordinary() || !c.matches(&subject, |_| false) {
                 continue;
             }
+            // NAME_*: only for who may see the name (policy.md 5.5).
+            if let Some(name) = notified_name(ty, payload) {
+                if !c.may_see_name(&c.cred, name) {
+                    continue;
+                }
+            }
             if c.queue(k, None, None, 0).is_err() {
                 c.count_lost();
             }
         }
+    }
+}
+
+/// The name of a NAME_ADD, NAME_REMOVE or NAME_CHANGE payload.
+fn notified_name(ty: u32, payload: &[u8]) -> Option<&[u8]> {
+    match ty {
+        crate::uapi::KDBUS_ITEM_NAME_ADD
+        | crate::uapi::KDBUS_ITEM_NAME_REMOVE
+        | crate::uapi::KDBUS_ITEM_NAME_CHANGE => {
+            let n = payload.get(32..)?;
+            Some(n.strip_suffix(&[0]).unwrap_or(n))
+        }
+        _ => None,
     }
 }

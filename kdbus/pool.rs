@@ -21,8 +21,8 @@ use kernel::sync::{Arc, Mutex};
 /// quota of its sending user.
 #[derive(Clone, Copy)]
 pub(crate) struct Charge {
-    /// The accounting user (global kuid value, or the kernel user).
-    pub(crate) uid: u32,
+    /// The sending accounting user.
+    pub(crate) uid: crate::domain::AccountId,
     /// Slice size.
     pub(crate) size: u64,
     /// FDs (memfds excluded).
@@ -32,7 +32,7 @@ pub(crate) struct Charge {
 struct PoolInner {
     slices: Allocator<KVVec<Slice>>,
     /// Receive quota per sending user; a user's entry goes when it is empty.
-    quotas: RBTree<u32, UserQuota>,
+    quotas: RBTree<crate::domain::AccountId, UserQuota>,
 }
 
 /// A connection's receive pool.
@@ -79,10 +79,7 @@ impl Pool {
         let Some(c) = charge else {
             return slices.alloc(size, false);
         };
-        let current = quotas.get(&c.uid).copied().unwrap_or(UserQuota {
-            uid: c.uid,
-            ..UserQuota::default()
-        });
+        let current = quotas.get(&c.uid).copied().unwrap_or_default();
         current.check(slices.size(), slices.accounted(), size, c.nfds)?;
         let r = slices.alloc(size, true)?;
         let mut q = current;
@@ -108,7 +105,7 @@ impl Pool {
         }
     }
 
-    fn uncharge(quotas: &mut RBTree<u32, UserQuota>, c: Charge) {
+    fn uncharge(quotas: &mut RBTree<crate::domain::AccountId, UserQuota>, c: Charge) {
         if let Some(q) = quotas.get_mut(&c.uid) {
             q.uncharge(c.size, c.nfds);
             if q.is_empty() {

@@ -128,9 +128,8 @@ impl Placed {
 
     /// The sending user whose quota the message counts against (the kernel
     /// user for unaccounted slices).
-    pub(crate) fn charge_uid(&self) -> u32 {
-        self.charge
-            .map_or(crate::proto::quota::KERNEL_USER, |c| c.uid)
+    pub(crate) fn charge_uid(&self) -> crate::domain::AccountId {
+        self.charge.map_or(crate::domain::KERNEL_ACCOUNT, |c| c.uid)
     }
 
     /// Moves the message into `pool` (names.md 6.3: activator hand-over):

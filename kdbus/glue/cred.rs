@@ -10,10 +10,12 @@ use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 /// A user id as the kernel holds it (a `kuid_t`: the id in the initial user
 /// namespace). Compare these, never ids seen through a namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(transparent)]
 pub(crate) struct Kuid(u32);
 
 /// A group id as the kernel holds it (`kgid_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(transparent)]
 pub(crate) struct Kgid(u32);
 
 impl Kuid {
@@ -31,6 +33,16 @@ impl Kuid {
 }
 
 impl Kgid {
+    /// A kgid from its global value.
+    pub(crate) fn from_raw(v: u32) -> Self {
+        Kgid(v)
+    }
+
+    /// The global (initial-namespace) value.
+    pub(crate) fn raw(self) -> u32 {
+        self.0
+    }
+
     /// The initial namespace's root group.
     pub(crate) const ROOT: Kgid = Kgid(0);
 
@@ -78,6 +90,12 @@ impl Credential {
         unsafe { &*ptr.cast() }
     }
 
+    /// The user namespace of these credentials.
+    pub(crate) fn user_ns(&self) -> &UserNamespace {
+        // SAFETY: a cred's user namespace lives as long as the cred.
+        unsafe { UserNamespace::from_ptr(self.raw().user_ns) }
+    }
+
     /// The credentials of the calling task.
     pub(crate) fn current() -> ARef<Credential> {
         // SAFETY: get_current_cred returns a new reference to a live cred.
@@ -104,6 +122,26 @@ impl Credential {
     /// Effective gid.
     pub(crate) fn egid(&self) -> Kgid {
         Kgid(self.raw().egid.val)
+    }
+
+    /// The supplementary groups, in the kernel's (ascending) order.
+    pub(crate) fn groups(&self) -> &[Kgid] {
+        let gi = self.raw().group_info;
+        if gi.is_null() {
+            return &[];
+        }
+        // SAFETY: a cred's group_info is immutable and lives as long as the
+        // cred; `gid` holds `ngroups` entries; `Kgid` is a transparent
+        // wrapper of `kgid_t`'s value.
+        unsafe {
+            let n = usize::try_from((*gi).ngroups).unwrap_or(0);
+            core::slice::from_raw_parts((*gi).gid.as_ptr().cast::<Kgid>(), n)
+        }
+    }
+
+    /// Whether `gid` is the effective gid or a supplementary group.
+    pub(crate) fn in_group(&self, gid: Kgid) -> bool {
+        self.egid() == gid || self.groups().binary_search(&gid).is_ok()
     }
 }
 
@@ -145,6 +183,20 @@ impl UserNamespace {
     pub(super) unsafe fn from_ptr<'a>(ptr: *mut bindings::user_namespace) -> &'a UserNamespace {
         // SAFETY: transparent wrapper (contract: live).
         unsafe { &*ptr.cast() }
+    }
+
+    /// The kuid of `uid` of this namespace, `None` if it has no mapping.
+    pub(crate) fn make_kuid(&self, uid: u32) -> Option<Kuid> {
+        // SAFETY: `self` is live (invariant).
+        let k = unsafe { bindings::make_kuid(self.0.get(), uid) };
+        (k.val != u32::MAX).then_some(Kuid(k.val))
+    }
+
+    /// The kgid of `gid` of this namespace, `None` if it has no mapping.
+    pub(crate) fn make_kgid(&self, gid: u32) -> Option<Kgid> {
+        // SAFETY: `self` is live (invariant).
+        let k = unsafe { bindings::make_kgid(self.0.get(), gid) };
+        (k.val != u32::MAX).then_some(Kgid(k.val))
     }
 
     /// `kuid` as seen in this namespace, `None` if it has no mapping there.

@@ -41,7 +41,10 @@ fn access(ty: u64, acc: u64, id: u64) -> Vec<u8> {
 
 /// The database as the module builds it: (name, wildcard) -> rules.
 #[derive(Default)]
-struct Db(BTreeMap<(Vec<u8>, bool), Vec<Rule>>, Option<(Vec<u8>, bool)>);
+struct Db(
+    BTreeMap<(Vec<u8>, bool), Vec<Rule>>,
+    Option<(Vec<u8>, bool)>,
+);
 
 impl Upload for Db {
     fn entry(&mut self, name: &[u8], wildcard: bool) -> kdbus_proto::errno::Result {
@@ -90,7 +93,11 @@ fn model(upload: &[(String, Vec<(u64, u64, u64)>)], c: &C, name: &str) -> Option
 }
 
 fn how() -> UploadRules {
-    UploadRules { wildcards: true, max_names: None, too_many: E2BIG }
+    UploadRules {
+        wildcards: true,
+        max_names: None,
+        too_many: E2BIG,
+    }
 }
 
 proptest! {
@@ -125,31 +132,63 @@ proptest! {
 fn upload_errors() {
     let parse = |buf: &[u8], how: UploadRules| -> Result<usize, Errno> {
         let mut db = Db::default();
-        parse_upload(|| Items::new(buf, 0).map(|i| i.unwrap()), how, |_, id| if id == 7 { None } else { Some(id) }, &mut db)?;
+        parse_upload(
+            || Items::new(buf, 0).map(|i| i.unwrap()),
+            how,
+            |_, id| if id == 7 { None } else { Some(id) },
+            &mut db,
+        )?;
         Ok(db.0.len())
     };
     let name = |n: &str| item(KDBUS_ITEM_NAME, format!("{n}\0").as_bytes());
     // A rule before any name.
     assert_eq!(parse(&access(3, 1, 0), how()), Err(EINVAL));
     // Bad access level, bad type, unmappable id.
-    for bad in [access(3, 3, 0), access(4, 0, 0), access(0, 0, 0), access(1, 0, 7)] {
+    for bad in [
+        access(3, 3, 0),
+        access(4, 0, 0),
+        access(0, 0, 0),
+        access(1, 0, 7),
+    ] {
         assert_eq!(parse(&[name("a.b"), bad].concat(), how()), Err(EINVAL));
     }
     // Wildcards only where allowed.
-    let no_wild = UploadRules { wildcards: false, max_names: Some(1), too_many: E2BIG };
+    let no_wild = UploadRules {
+        wildcards: false,
+        max_names: Some(1),
+        too_many: E2BIG,
+    };
     assert_eq!(parse(&name("a.*"), no_wild), Err(EINVAL));
     assert_eq!(parse(&name("a.*"), how()), Ok(1));
     // Too many names.
-    assert_eq!(parse(&[name("a.b"), name("a.c")].concat(), no_wild), Err(E2BIG));
+    assert_eq!(
+        parse(&[name("a.b"), name("a.c")].concat(), no_wild),
+        Err(E2BIG)
+    );
     // A name with no rules grants nothing but exists.
     assert_eq!(parse(&name("a.b"), how()), Ok(1));
     // Other item types are skipped.
-    assert_eq!(parse(&[name("a.b"), item(KDBUS_ITEM_ID, &[0; 8]), access(3, 2, 0)].concat(), how()), Ok(1));
+    assert_eq!(
+        parse(
+            &[name("a.b"), item(KDBUS_ITEM_ID, &[0; 8]), access(3, 2, 0)].concat(),
+            how()
+        ),
+        Ok(1)
+    );
     // An exact entry shadows the wildcard, even granting less.
     let mut db = Db::default();
     let buf = [name("a.*"), access(3, 2, 0), name("a.b"), access(1, 0, 5)].concat();
-    parse_upload(|| Items::new(&buf, 0).map(|i| i.unwrap()), how(), |_, id| Some(id), &mut db).unwrap();
-    let c = C { euid: 1, groups: vec![] };
+    parse_upload(
+        || Items::new(&buf, 0).map(|i| i.unwrap()),
+        how(),
+        |_, id| Some(id),
+        &mut db,
+    )
+    .unwrap();
+    let c = C {
+        euid: 1,
+        groups: vec![],
+    };
     assert_eq!(db.query(&c, b"a.b"), None);
     assert_eq!(db.query(&c, b"a.c"), Some(OWN));
     assert_eq!(db.query(&c, b"a.b.c"), None);
