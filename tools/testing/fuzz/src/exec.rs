@@ -442,15 +442,20 @@ impl Proc {
         };
         let fd = res.fd(target);
         let mut rd = cmds::render(spec, &mut res);
+        // Foreign ioctl numbers only go to kdbus handles: on the zoo's tty
+        // or userfaultfd they could reconfigure the console or the fuzzer.
+        if (rd.request >> 8) & 0xff != 0x95 && !matches!(target, FdRef::Slot(_)) {
+            rd.request = spec.kind.request();
+        }
         let e = raw_ioctl(fd, rd.request, rd.arg);
         arena.read_back(spec.place, 0, rd.cmd.as_bytes_mut());
-        st.record(op_name(spec), e);
+        st.record(if rd.request == spec.request { op_name(spec) } else { spec.kind.name() }, e);
         if e == libc::ECONNRESET {
             self.with_slot(target, fd, |s| s.view.dead = true);
         }
         let usable = e == 0
             && !spec.negotiates()
-            && spec.request == spec.kind.request()
+            && rd.request == spec.kind.request()
             && matches!(spec.place, Place::Buf | Place::PageEnd);
         if usable {
             self.after(target, fd, spec, post, &rd, st);
@@ -713,8 +718,8 @@ pub fn run_proc(cfg: Config, index: usize, deadline: Instant, report_fd: i32) ->
     let proc = Arc::new(Proc::new(cfg, index, report_fd));
     let mut total = Stats::default();
     if index == 0 {
-        eprintln!("kdbus-fuzz: descriptor kinds: {}", proc.zoo.available().join(" "));
-        eprintln!(
+        println!("kdbus-fuzz: descriptor kinds: {}", proc.zoo.available().join(" "));
+        println!(
             "kdbus-fuzz: userfaultfd: {}",
             if proc.uffd.is_some() { "on" } else { "off" }
         );
