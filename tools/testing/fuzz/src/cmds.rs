@@ -242,7 +242,11 @@ pub enum Op {
     /// Open a kdbusfs file into `slot` (closing what was there).
     Open { slot: u8, what: OpenWhat },
     /// A kdbus ioctl.
-    Ioctl { target: FdRef, cmd: CmdSpec, post: Post },
+    Ioctl {
+        target: FdRef,
+        cmd: CmdSpec,
+        post: Post,
+    },
     /// `mmap` of a descriptor; a read-only shared mapping of a whole pool
     /// is kept as the slot's pool mapping when `keep`.
     Mmap {
@@ -256,7 +260,10 @@ pub enum Op {
     /// Drop the slot's pool mapping.
     Munmap { slot: u8 },
     /// `poll` on some descriptors.
-    Poll { fds: Vec<(FdRef, i16)>, timeout_ms: i32 },
+    Poll {
+        fds: Vec<(FdRef, i16)>,
+        timeout_ms: i32,
+    },
     /// `close` of a slot.
     Close { slot: u8 },
     /// `dup` of `slot` into `to`.
@@ -388,8 +395,15 @@ impl Generator {
             Step::Fork => self.fork(v),
             Step::Uring => {
                 let occupied = v.occupied();
+                let conns = v.of_kind(&[SlotKind::Conn]);
                 let files = (0..self.rng.range(1, 3))
-                    .map(|_| items::any_fd(&mut self.rng, &occupied))
+                    .map(|_| {
+                        if !conns.is_empty() && self.rng.percent(70) {
+                            FdRef::Slot(*self.rng.pick(&conns))
+                        } else {
+                            items::any_fd(&mut self.rng, &occupied)
+                        }
+                    })
                     .collect();
                 Op::Uring {
                     to: self.new_slot(v),
@@ -451,11 +465,30 @@ impl Generator {
         }
     }
 
-    /// A slot for a new descriptor: a free one, else any.
+    /// A slot for a new descriptor: a free one, else one holding something
+    /// of little use (a dead connection, an unset handle, a directory),
+    /// rarely anything (which may close a bus owner mid-traffic).
     fn new_slot(&mut self, v: &View) -> u8 {
         let free = v.free();
-        if !free.is_empty() && self.rng.percent(90) {
-            *self.rng.pick(&free)
+        if !free.is_empty() && self.rng.percent(95) {
+            return *self.rng.pick(&free);
+        }
+        let cheap: Vec<u8> = (0..v.slots.len() as u8)
+            .filter(|&i| {
+                let s = &v.slots[i as usize];
+                s.dead
+                    || matches!(
+                        s.kind,
+                        SlotKind::Other
+                            | SlotKind::Ring
+                            | SlotKind::Control
+                            | SlotKind::Endpoint
+                            | SlotKind::CustomEndpoint
+                    )
+            })
+            .collect();
+        if !cheap.is_empty() && self.rng.percent(90) {
+            *self.rng.pick(&cheap)
         } else {
             self.rng.below(v.slots.len() as u64) as u8
         }
@@ -513,7 +546,7 @@ impl Generator {
             };
         }
         match self.pick_slot(v, |s| {
-            matches!(s.kind, SlotKind::Endpoint | SlotKind::CustomEndpoint)
+            matches!(s.kind, SlotKind::Endpoint | SlotKind::CustomEndpoint) && !s.dead
         }) {
             Some(slot) => self.ioctl_on(CmdKind::Hello, v, slot),
             None => Op::Open {
@@ -538,15 +571,16 @@ impl Generator {
     /// A command of `kind`: usually on a slot of its home kind (a live
     /// connection for connection commands), sometimes on anything.
     fn command(&mut self, kind: CmdKind, v: &View) -> Op {
-        let home: Vec<u8> = if kind.home() == [SlotKind::Conn] {
-            let live = v.live_conns();
-            if live.is_empty() || self.rng.percent(3) {
-                v.of_kind(kind.home())
-            } else {
-                live
-            }
+        let all = v.of_kind(kind.home());
+        let live: Vec<u8> = all
+            .iter()
+            .copied()
+            .filter(|&i| !v.slots[i as usize].dead)
+            .collect();
+        let home = if live.is_empty() || self.rng.percent(3) {
+            all
         } else {
-            v.of_kind(kind.home())
+            live
         };
         if home.is_empty() || self.rng.percent(7) {
             if home.is_empty() && self.rng.percent(75) {
@@ -577,7 +611,9 @@ impl Generator {
     /// A well-formed command of `kind` for the slot `me` (if known).
     pub fn build(&mut self, kind: CmdKind, v: &View, me: Option<&SlotView>) -> (CmdSpec, Post) {
         let r = &mut self.rng;
-        let bus = me.map(|s| s.bus).unwrap_or_else(|| r.below(u64::from(BUSES)) as u8);
+        let bus = me
+            .map(|s| s.bus)
+            .unwrap_or_else(|| r.below(u64::from(BUSES)) as u8);
         let mut post = Post {
             bus,
             ..Post::default()
@@ -600,15 +636,18 @@ impl Generator {
                     c = c.item(ItemSpec::u64(ITEM_ATTACH_FLAGS_SEND, items::attach_mask(r)));
                 }
                 if r.percent(5) {
-                    c.items[0] = ItemSpec::new(ITEM_MAKE_NAME, Payload::Bytes(items::bad_sysname(r)));
+                    c.items[0] =
+                        ItemSpec::new(ITEM_MAKE_NAME, Payload::Bytes(items::bad_sysname(r)));
                 }
                 c
             }
             CmdKind::EndpointMake => {
                 let name = items::endpoint_name(r.below(u64::from(ENDPOINTS)) as u8);
-                let mut c = CmdSpec::new(kind, make_flags(r)).item(ItemSpec::str(ITEM_MAKE_NAME, &name));
+                let mut c =
+                    CmdSpec::new(kind, make_flags(r)).item(ItemSpec::str(ITEM_MAKE_NAME, &name));
                 if r.percent(5) {
-                    c.items[0] = ItemSpec::new(ITEM_MAKE_NAME, Payload::Bytes(items::bad_sysname(r)));
+                    c.items[0] =
+                        ItemSpec::new(ITEM_MAKE_NAME, Payload::Bytes(items::bad_sysname(r)));
                 }
                 c
             }
@@ -636,8 +675,16 @@ impl Generator {
                     5..=8 => 64 << 10,
                     _ => 1 << 20,
                 };
-                let send = if r.percent(70) { r.subset(ATTACH_TIMESTAMP | ATTACH_CREDS) } else { items::attach_mask(r) };
-                let recv = if r.percent(50) { 0 } else { items::attach_mask(r) };
+                let send = if r.percent(70) {
+                    r.subset(ATTACH_TIMESTAMP | ATTACH_CREDS)
+                } else {
+                    items::attach_mask(r)
+                };
+                let recv = if r.percent(50) {
+                    0
+                } else {
+                    items::attach_mask(r)
+                };
                 let mut c = CmdSpec::new(kind, flags)
                     .field(24, send)
                     .field(32, recv)
@@ -664,7 +711,9 @@ impl Generator {
             CmdKind::ConnInfo => {
                 let ids = v.all_ids();
                 let id = items::conn_id(r, &ids, v.max_id);
-                let mut c = CmdSpec::new(kind, 0).field(24, id).field(32, items::attach_mask(r));
+                let mut c = CmdSpec::new(kind, 0)
+                    .field(24, id)
+                    .field(32, items::attach_mask(r));
                 if r.percent(30) {
                     if r.percent(50) {
                         c.fields[0].1 = 0;
@@ -685,10 +734,12 @@ impl Generator {
             CmdKind::Update => {
                 let mut c = CmdSpec::new(kind, 0);
                 if r.percent(60) {
-                    c.items.push(ItemSpec::u64(ITEM_ATTACH_FLAGS_SEND, items::attach_mask(r)));
+                    c.items
+                        .push(ItemSpec::u64(ITEM_ATTACH_FLAGS_SEND, items::attach_mask(r)));
                 }
                 if r.percent(60) {
-                    c.items.push(ItemSpec::u64(ITEM_ATTACH_FLAGS_RECV, items::attach_mask(r)));
+                    c.items
+                        .push(ItemSpec::u64(ITEM_ATTACH_FLAGS_RECV, items::attach_mask(r)));
                 }
                 let holder = me.is_some_and(|s| s.hello_flags & HELLO_POLICY_HOLDER != 0);
                 if holder || r.percent(5) {
@@ -775,6 +826,7 @@ impl Generator {
     fn send_to(&mut self, v: &View, me: &SlotView, mode: Mode) -> (CmdSpec, Post) {
         let mapped = v.mapped();
         let occupied = v.occupied();
+        let rings = v.of_kind(&[SlotKind::Ring]);
         let cookie = self.next_cookie();
         let r = &mut self.rng;
         let peers = v.peer_ids(me.bus, me.id);
@@ -787,7 +839,11 @@ impl Generator {
         };
         let mut msg = MsgSpec {
             flags: 0,
-            priority: if r.percent(80) { 0 } else { r.range(0, 20) as i64 - 10 },
+            priority: if r.percent(80) {
+                0
+            } else {
+                r.range(0, 20) as i64 - 10
+            },
             dst_id: 0,
             src_id: match r.below(40) {
                 0 => me.id,
@@ -831,7 +887,9 @@ impl Generator {
                 };
                 cmd_flags = SEND_SYNC_REPLY;
                 if r.percent(30) {
-                    let fd = if r.percent(85) {
+                    // Mostly a pollable kind that can fire, else anything
+                    // (ttys, sockets, memfds, kdbus handles ...).
+                    let fd = if r.percent(60) {
                         FdRef::Zoo(*r.pick(FdKind::CANCEL))
                     } else {
                         items::any_fd(r, &occupied)
@@ -866,7 +924,7 @@ impl Generator {
             }
         }
         if mode != Mode::Broadcast && r.percent(15) || r.percent(2) {
-            msg.items.push(items::fds_item(r, &occupied));
+            msg.items.push(items::fds_item(r, &occupied, &rings));
         }
         let mut cmd = CmdSpec::new(CmdKind::Send, cmd_flags);
         cmd.items = cmd_items;
@@ -885,8 +943,11 @@ impl Generator {
         let r = &mut self.rng;
         if r.percent(2) {
             cmd.flags |= FLAG_NEGOTIATE;
-            let types: Vec<u64> = (0..r.range(1, 6)).map(|_| *r.pick(items::ALL_ITEM_TYPES)).collect();
-            cmd.items.push(ItemSpec::new(ITEM_NEGOTIATE, Payload::U64s(types)));
+            let types: Vec<u64> = (0..r.range(1, 6))
+                .map(|_| *r.pick(items::ALL_ITEM_TYPES))
+                .collect();
+            cmd.items
+                .push(ItemSpec::new(ITEM_NEGOTIATE, Payload::U64s(types)));
             if let Some(m) = cmd.msg.as_mut() {
                 if r.percent(50) {
                     m.flags |= FLAG_NEGOTIATE;
@@ -990,7 +1051,11 @@ impl Generator {
                 libc::PROT_READ | libc::PROT_EXEC,
             ])
         };
-        let offset = if plain { 0 } else { *r.pick(&[0i64, 4096, 1, -4096, pool as i64]) };
+        let offset = if plain {
+            0
+        } else {
+            *r.pick(&[0i64, 4096, 1, -4096, pool as i64])
+        };
         Op::Mmap {
             target,
             len,
@@ -1284,7 +1349,10 @@ mod tests {
                         cancel += 1;
                     }
                 }
-                if cmd.request == cmd.kind.request() && cmd.size == SizeField::Exact && cmd.place == Place::Buf {
+                if cmd.request == cmd.kind.request()
+                    && cmd.size == SizeField::Exact
+                    && cmd.place == Place::Buf
+                {
                     ok_shape += 1;
                 }
             }
@@ -1293,7 +1361,16 @@ mod tests {
             assert!(cmds.contains(&k), "{k:?} never generated");
         }
         for s in [
-            "Open", "Ioctl", "Mmap", "Munmap", "Poll", "Close", "Dup", "Fork", "Uring", "EpollAdd",
+            "Open",
+            "Ioctl",
+            "Mmap",
+            "Munmap",
+            "Poll",
+            "Close",
+            "Dup",
+            "Fork",
+            "Uring",
+            "EpollAdd",
             "UffdRearm",
         ] {
             assert!(steps.contains(s), "{s} never generated: {steps:?}");
@@ -1317,7 +1394,10 @@ mod tests {
     fn render_bus_make_layout() {
         let spec = CmdSpec::new(CmdKind::BusMake, 0)
             .item(ItemSpec::str(ITEM_MAKE_NAME, "0-fuzz0"))
-            .item(ItemSpec::new(ITEM_BLOOM_PARAMETER, Payload::U64s(vec![64, 8])));
+            .item(ItemSpec::new(
+                ITEM_BLOOM_PARAMETER,
+                Payload::U64s(vec![64, 8]),
+            ));
         let r = render(&spec, &mut Fake);
         assert_eq!(r.request, 0x4018_9500);
         // 24 + ALIGN8(16 + 8) + 32

@@ -104,7 +104,9 @@ impl Resolve for Res<'_> {
     fn addr(&mut self, a: Addr) -> u64 {
         match a {
             Addr::Pool { slot, off } => {
-                let pool = self.proc.slots.lock().unwrap()[slot as usize % SLOTS].pool.clone();
+                let pool = self.proc.slots.lock().unwrap()[slot as usize % SLOTS]
+                    .pool
+                    .clone();
                 match pool {
                     Some(p) => {
                         let a = p.as_ptr() as u64 + off % p.len() as u64;
@@ -126,7 +128,10 @@ impl Resolve for Res<'_> {
         match p {
             Place::Buf => buf.as_mut_ptr() as u64,
             Place::At(a) => self.addr(a),
-            _ => self.arena.place(p, area, buf.as_bytes()).expect("copy place"),
+            _ => self
+                .arena
+                .place(p, area, buf.as_bytes())
+                .expect("copy place"),
         }
     }
 
@@ -250,7 +255,13 @@ impl Proc {
                 let r = if fd < 0 {
                     Err(kdbus::Errno::EBADF)
                 } else {
-                    Mmap::map(bfd, *len as usize, ProtFlags::from_bits_retain(*prot), flags, *offset)
+                    Mmap::map(
+                        bfd,
+                        *len as usize,
+                        ProtFlags::from_bits_retain(*prot),
+                        flags,
+                        *offset,
+                    )
                 };
                 st.record("mmap", r.as_ref().err().map_or(0, |e| *e as i32));
                 if let Ok(m) = r {
@@ -341,7 +352,7 @@ impl Proc {
                     *to,
                     ring,
                     SlotView {
-                        kind: SlotKind::Other,
+                        kind: SlotKind::Ring,
                         ..SlotView::default()
                     },
                 );
@@ -398,7 +409,12 @@ impl Proc {
                 bus,
                 libc::O_RDONLY | libc::O_DIRECTORY,
             ),
-            OpenWhat::Root => (m.clone(), SlotKind::Other, 0, libc::O_RDONLY | libc::O_DIRECTORY),
+            OpenWhat::Root => (
+                m.clone(),
+                SlotKind::Other,
+                0,
+                libc::O_RDONLY | libc::O_DIRECTORY,
+            ),
         };
         let c = std::ffi::CString::new(path).unwrap();
         let _g = self.reg.gate.read().unwrap();
@@ -422,7 +438,10 @@ impl Proc {
 
     fn free(&self, fd: i32, offset: u64, st: &mut Stats) {
         let mut c = CmdBuf::free(offset);
-        st.record("FREE", raw_ioctl(fd, CmdKind::Free.request(), c.as_mut_ptr() as u64));
+        st.record(
+            "FREE",
+            raw_ioctl(fd, CmdKind::Free.request(), c.as_mut_ptr() as u64),
+        );
     }
 
     fn remember(&self, s: &mut Slot, offset: u64) -> Option<u64> {
@@ -449,8 +468,15 @@ impl Proc {
         }
         let e = raw_ioctl(fd, rd.request, rd.arg);
         arena.read_back(spec.place, 0, rd.cmd.as_bytes_mut());
-        st.record(if rd.request == spec.request { op_name(spec) } else { spec.kind.name() }, e);
-        if e == libc::ECONNRESET {
+        st.record(
+            if rd.request == spec.request {
+                op_name(spec)
+            } else {
+                spec.kind.name()
+            },
+            e,
+        );
+        if e == libc::ECONNRESET || e == libc::ESHUTDOWN {
             self.with_slot(target, fd, |s| s.view.dead = true);
         }
         let usable = e == 0
@@ -465,7 +491,15 @@ impl Proc {
     }
 
     /// Bookkeeping after a successful command.
-    fn after(&self, target: FdRef, fd: i32, spec: &CmdSpec, post: &Post, rd: &Rendered, st: &mut Stats) {
+    fn after(
+        &self,
+        target: FdRef,
+        fd: i32,
+        spec: &CmdSpec,
+        post: &Post,
+        rd: &Rendered,
+        st: &mut Stats,
+    ) {
         let c = &rd.cmd;
         let mut to_free: Vec<u64> = Vec::new();
         match spec.kind {
@@ -488,7 +522,10 @@ impl Proc {
                 self.max_id.fetch_max(id, Ordering::Relaxed);
                 let pool = if post.map_pool && pool_size <= 1 << 30 {
                     // SAFETY: borrowed for the call only.
-                    let r = Mmap::map_readonly(unsafe { BorrowedFd::borrow_raw(fd) }, pool_size as usize);
+                    let r = Mmap::map_readonly(
+                        unsafe { BorrowedFd::borrow_raw(fd) },
+                        pool_size as usize,
+                    );
                     st.record("mmap", r.as_ref().err().map_or(0, |e| *e as i32));
                     r.ok().map(Arc::new)
                 } else {
@@ -718,7 +755,10 @@ pub fn run_proc(cfg: Config, index: usize, deadline: Instant, report_fd: i32) ->
     let proc = Arc::new(Proc::new(cfg, index, report_fd));
     let mut total = Stats::default();
     if index == 0 {
-        println!("kdbus-fuzz: descriptor kinds: {}", proc.zoo.available().join(" "));
+        println!(
+            "kdbus-fuzz: descriptor kinds: {}",
+            proc.zoo.available().join(" ")
+        );
         println!(
             "kdbus-fuzz: userfaultfd: {}",
             if proc.uffd.is_some() { "on" } else { "off" }
@@ -768,7 +808,10 @@ pub fn run_proc(cfg: Config, index: usize, deadline: Instant, report_fd: i32) ->
         total.add("threads-stuck", stuck as u64);
     }
     let pending: Vec<i32> = proc.unreaped.lock().unwrap().clone();
-    let unreaped = pending.into_iter().filter(|&p| !reap(p, Duration::from_secs(2))).count();
+    let unreaped = pending
+        .into_iter()
+        .filter(|&p| !reap(p, Duration::from_secs(2)))
+        .count();
     if unreaped > 0 {
         total.add("fork-children-unreaped", unreaped as u64);
     }
@@ -796,7 +839,9 @@ pub fn run_proc(cfg: Config, index: usize, deadline: Instant, report_fd: i32) ->
     // process still exists to see a hang.
     let slots: Vec<Slot> = {
         let mut s = proc.slots.lock().unwrap();
-        s.iter_mut().map(|x| std::mem::replace(x, Slot::empty())).collect()
+        s.iter_mut()
+            .map(|x| std::mem::replace(x, Slot::empty()))
+            .collect()
     };
     for s in slots {
         proc.close_slot(s);

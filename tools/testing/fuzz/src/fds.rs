@@ -138,7 +138,11 @@ impl FdKind {
                 .copied()
                 .filter(|k| k.name().starts_with("memfd"))
                 .collect(),
-            _ => Self::ALL.iter().copied().filter(|k| k.name() == name).collect(),
+            _ => Self::ALL
+                .iter()
+                .copied()
+                .filter(|k| k.name() == name)
+                .collect(),
         }
     }
 }
@@ -170,7 +174,7 @@ fn memfd(size: i64, seals: i32) -> i32 {
 /// `io_uring_setup(entries, zeroed params)`.
 pub fn io_uring_setup() -> i32 {
     let mut params = [0u64; 15]; // struct io_uring_params is 120 bytes
-    // SAFETY: the params buffer is large enough and owned here.
+                                 // SAFETY: the params buffer is large enough and owned here.
     unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) as i32 }
 }
 
@@ -203,7 +207,10 @@ fn open_path(path: &str, flags: i32) -> i32 {
 }
 
 fn pty_pair() -> (i32, i32) {
-    let m = open_path("/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK);
+    let m = open_path(
+        "/dev/ptmx",
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK,
+    );
     if m < 0 {
         return (-1, -1);
     }
@@ -221,7 +228,10 @@ fn pty_pair() -> (i32, i32) {
     let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
         .to_string_lossy()
         .into_owned();
-    (m, open_path(&name, libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK))
+    (
+        m,
+        open_path(&name, libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK),
+    )
 }
 
 /// One descriptor of every kind (−1 where creating it failed or the kind
@@ -243,27 +253,54 @@ impl Zoo {
                 set(FdKind::PipeRead, p[0]);
                 set(FdKind::PipeWrite, p[1]);
             }
-            set(FdKind::EventFd, libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK));
+            set(
+                FdKind::EventFd,
+                libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
+            );
             set(FdKind::EventFdReadable, libc::eventfd(1, libc::EFD_CLOEXEC));
             let mut s = [-1i32; 2];
-            if libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, s.as_mut_ptr()) == 0 {
+            if libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                s.as_mut_ptr(),
+            ) == 0
+            {
                 set(FdKind::UnixStream, s[0]);
             }
             let mut d = [-1i32; 2];
-            if libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0, d.as_mut_ptr()) == 0 {
+            if libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                0,
+                d.as_mut_ptr(),
+            ) == 0
+            {
                 set(FdKind::UnixDgram, d[0]);
             }
-            let t = libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK);
+            let t = libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            );
             if t >= 0 {
-                let ms = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
-                let spec = libc::itimerspec { it_interval: ms, it_value: ms };
+                let ms = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 1_000_000,
+                };
+                let spec = libc::itimerspec {
+                    it_interval: ms,
+                    it_value: ms,
+                };
                 libc::timerfd_settime(t, 0, &spec, std::ptr::null_mut());
             }
             set(FdKind::TimerFd, t);
             let mut mask: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut mask);
             libc::sigaddset(&mut mask, libc::SIGUSR2);
-            set(FdKind::SignalFd, libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK));
+            set(
+                FdKind::SignalFd,
+                libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK),
+            );
             set(FdKind::Epoll, libc::epoll_create1(libc::EPOLL_CLOEXEC));
         }
         let seals = kdbus::consts::MEMFD_SEALS;
@@ -277,9 +314,18 @@ impl Zoo {
         let (m, s) = pty_pair();
         set(FdKind::PtyMaster, m);
         set(FdKind::PtySlave, s);
-        set(FdKind::Console, open_path("/dev/console", libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK));
+        set(
+            FdKind::Console,
+            open_path(
+                "/dev/console",
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK,
+            ),
+        );
         set(FdKind::IoUring, io_uring_setup());
-        set(FdKind::KdbusDir, open_path(mount, libc::O_RDONLY | libc::O_DIRECTORY));
+        set(
+            FdKind::KdbusDir,
+            open_path(mount, libc::O_RDONLY | libc::O_DIRECTORY),
+        );
         // SAFETY: getpid has no preconditions.
         let path = format!("/tmp/kdbus-fuzz-file-{}", unsafe { libc::getpid() });
         let f = open_path(&path, libc::O_RDWR | libc::O_CREAT);

@@ -286,7 +286,10 @@ pub fn attach_mask(rng: &mut Rng) -> u64 {
 pub fn bloom_parameter(rng: &mut Rng) -> ItemSpec {
     let (size, n_hash) = match rng.below(10) {
         0 => (rng.range(1, 512) * 8, rng.range(1, 16)),
-        1 => (*rng.pick(&[0, 4, 7, 9, 4104, 1 << 20, u64::MAX]), rng.range(0, 3)),
+        1 => (
+            *rng.pick(&[0, 4, 7, 9, 4104, 1 << 20, u64::MAX]),
+            rng.range(0, 3),
+        ),
         _ => (64, 8),
     };
     ItemSpec::new(ITEM_BLOOM_PARAMETER, Payload::U64s(vec![size, n_hash]))
@@ -367,7 +370,11 @@ pub fn match_rule(rng: &mut Rng, bloom: u64, known: &[u64], max_id: u64) -> Item
     };
     match rng.below(8) {
         0 => {
-            let n = if rng.percent(85) { rng.range(1, 2) } else { rng.range(0, 4) };
+            let n = if rng.percent(85) {
+                rng.range(1, 2)
+            } else {
+                rng.range(0, 4)
+            };
             let len = if rng.percent(90) {
                 bloom * n
             } else {
@@ -498,8 +505,9 @@ pub fn any_fd(rng: &mut Rng, slots: &[u8]) -> FdRef {
     }
 }
 
-/// A `KDBUS_ITEM_FDS` item: usually 1-3 passable descriptors.
-pub fn fds_item(rng: &mut Rng, slots: &[u8]) -> ItemSpec {
+/// A `KDBUS_ITEM_FDS` item: usually 1-3 passable descriptors, now and
+/// then an io_uring that holds kdbus files (`rings`).
+pub fn fds_item(rng: &mut Rng, slots: &[u8], rings: &[u8]) -> ItemSpec {
     let n = match rng.below(20) {
         0 => 0,
         1 => rng.range(16, 20) as usize,
@@ -507,7 +515,9 @@ pub fn fds_item(rng: &mut Rng, slots: &[u8]) -> ItemSpec {
     };
     let fds = (0..n)
         .map(|_| {
-            if rng.percent(70) {
+            if !rings.is_empty() && rng.percent(15) {
+                FdRef::Slot(*rng.pick(rings))
+            } else if rng.percent(70) {
                 FdRef::Zoo(*rng.pick(FdKind::PASSABLE))
             } else {
                 any_fd(rng, slots)

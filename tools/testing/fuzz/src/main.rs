@@ -69,9 +69,14 @@ fn parse_args() -> Result<Config, String> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |name: &str, v: String| v.parse::<u64>().map_err(|_| format!("{name}: not a number: {v}"));
+        let num = |name: &str, v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name}: not a number: {v}"))
+        };
         match a.as_str() {
-            "--duration" => cfg.duration = Duration::from_secs(num("--duration", val("--duration")?)?),
+            "--duration" => {
+                cfg.duration = Duration::from_secs(num("--duration", val("--duration")?)?)
+            }
             "--seed" => seed = Some(num("--seed", val("--seed")?)?),
             "--procs" => cfg.procs = num("--procs", val("--procs")?)? as usize,
             "--threads" => cfg.threads = num("--threads", val("--threads")?)? as usize,
@@ -86,7 +91,9 @@ fn parse_args() -> Result<Config, String> {
                 }
             }
             "--no-uffd" => cfg.uffd = false,
-            "--uffd-stall" => cfg.uffd_long = Duration::from_secs(num("--uffd-stall", val("--uffd-stall")?)?),
+            "--uffd-stall" => {
+                cfg.uffd_long = Duration::from_secs(num("--uffd-stall", val("--uffd-stall")?)?)
+            }
             "--mount" => cfg.mount = val("--mount")?,
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown argument {a}")),
@@ -165,7 +172,10 @@ fn main() -> ExitCode {
         println!("kdbus-fuzz: excluded descriptor kinds: {}", names.join(","));
     }
     if !std::path::Path::new(&format!("{}/control", cfg.mount)).exists() {
-        eprintln!("kdbus-fuzz: {}/control not found: is kdbusfs mounted?", cfg.mount);
+        eprintln!(
+            "kdbus-fuzz: {}/control not found: is kdbusfs mounted?",
+            cfg.mount
+        );
         return ExitCode::from(2);
     }
     use std::io::Write;
@@ -241,7 +251,10 @@ fn main() -> ExitCode {
         let now = Instant::now();
         if now >= kill_at && !killed {
             for c in children.iter().filter(|c| c.status.is_none()) {
-                eprintln!("kdbus-fuzz: process {} still running 35 s after the deadline: SIGKILL", c.pid);
+                eprintln!(
+                    "kdbus-fuzz: process {} still running 35 s after the deadline: SIGKILL",
+                    c.pid
+                );
                 // SAFETY: signalling our own child.
                 unsafe { libc::kill(c.pid, libc::SIGKILL) };
             }
@@ -252,7 +265,10 @@ fn main() -> ExitCode {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let secs = start.elapsed().as_secs_f64().min(cfg.duration.as_secs_f64() + 1.0);
+    let secs = start
+        .elapsed()
+        .as_secs_f64()
+        .min(cfg.duration.as_secs_f64() + 1.0);
 
     let mut total = Stats::default();
     let mut own_bug = false;
@@ -262,12 +278,18 @@ fn main() -> ExitCode {
         match c.status {
             None => {
                 unreaped += 1;
-                println!("kdbus-fuzz: process {i} (pid {}) could not be reaped", c.pid);
+                println!(
+                    "kdbus-fuzz: process {i} (pid {}) could not be reaped",
+                    c.pid
+                );
             }
             Some(st) if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 => {}
             Some(st) if libc::WIFEXITED(st) => {
                 own_bug = true;
-                println!("kdbus-fuzz: process {i} exited with status {}", libc::WEXITSTATUS(st));
+                println!(
+                    "kdbus-fuzz: process {i} exited with status {}",
+                    libc::WEXITSTATUS(st)
+                );
             }
             Some(st) => {
                 let sig = libc::WTERMSIG(st);
@@ -282,7 +304,11 @@ fn main() -> ExitCode {
         println!("kdbus-fuzz: {line}");
     }
     let stuck = total.extra.get("threads-stuck").copied().unwrap_or(0);
-    let forks_left = total.extra.get("fork-children-unreaped").copied().unwrap_or(0);
+    let forks_left = total
+        .extra
+        .get("fork-children-unreaped")
+        .copied()
+        .unwrap_or(0);
     if total.extra.contains_key("fuzzer-thread-panics") {
         own_bug = true;
     }

@@ -49,7 +49,10 @@ impl Arena {
             )
         };
         assert_ne!(p, libc::MAP_FAILED, "mmap of the arena failed");
-        let a = Arena { base: p as usize, len };
+        let a = Arena {
+            base: p as usize,
+            len,
+        };
         let data = a.slice_mut(0, DATA_LEN);
         let pat = rng.bytes(256);
         for (i, b) in data.iter_mut().enumerate() {
@@ -177,7 +180,8 @@ impl Uffd {
     pub fn create(long: Duration) -> Option<Uffd> {
         // SAFETY: plain syscalls; every buffer passed is owned here.
         unsafe {
-            let fd = libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) as i32;
+            let fd =
+                libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) as i32;
             if fd < 0 {
                 return None;
             }
@@ -252,10 +256,17 @@ impl Uffd {
     }
 
     /// The fault handler thread: each fault is held for a random time (most
-    /// not at all, a few up to 2 s, one in 25 for the long stall) while the
+    /// not at all, a few up to 2 s, one in 20 for the long stall) while the
     /// faulting task sits in the kernel with whatever it holds.
     pub fn handler(&self, mut rng: Rng) {
+        let mut rearmed = Instant::now();
         loop {
+            // Zap the resolved pages now and then, so kernel copies from
+            // the area keep faulting.
+            if rearmed.elapsed() >= Duration::from_millis(250) {
+                self.rearm();
+                rearmed = Instant::now();
+            }
             let now = Instant::now();
             let released = self.release.load(Ordering::SeqCst);
             let mut due = Vec::new();
@@ -289,7 +300,7 @@ impl Uffd {
             // SAFETY: one pollfd.
             unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as i32 + 1) };
             let mut msg = [0u64; 4]; // struct uffd_msg, 32 bytes
-            // SAFETY: reading one uffd_msg into an owned buffer.
+                                     // SAFETY: reading one uffd_msg into an owned buffer.
             let n = unsafe { libc::read(self.fd, msg.as_mut_ptr().cast(), 32) };
             if n != 32 || (msg[0] & 0xff) as u8 != UFFD_EVENT_PAGEFAULT {
                 continue;
@@ -302,7 +313,7 @@ impl Uffd {
                 match rng.below(100) {
                     0..=59 => Duration::ZERO,
                     60..=89 => Duration::from_millis(rng.range(1, 200)),
-                    90..=95 => Duration::from_millis(rng.range(200, 2000)),
+                    90..=94 => Duration::from_millis(rng.range(200, 2000)),
                     _ if !self.long.is_zero() => {
                         self.long_stalls.fetch_add(1, Ordering::Relaxed);
                         self.long
@@ -310,7 +321,10 @@ impl Uffd {
                     _ => Duration::from_millis(rng.range(1, 50)),
                 }
             };
-            self.pending.lock().unwrap().push((Instant::now() + hold, page));
+            self.pending
+                .lock()
+                .unwrap()
+                .push((Instant::now() + hold, page));
         }
     }
 }

@@ -109,9 +109,14 @@ pub fn items(rng: &mut Rng, items: &mut Vec<ItemSpec>) {
             items.swap(a, b);
         }
         6 => {
-            let types: Vec<u64> = (0..rng.range(0, 6)).map(|_| *rng.pick(ALL_ITEM_TYPES)).collect();
+            let types: Vec<u64> = (0..rng.range(0, 6))
+                .map(|_| *rng.pick(ALL_ITEM_TYPES))
+                .collect();
             let at = rng.index(n + 1);
-            items.insert(at, ItemSpec::new(kdbus::consts::ITEM_NEGOTIATE, Payload::U64s(types)));
+            items.insert(
+                at,
+                ItemSpec::new(kdbus::consts::ITEM_NEGOTIATE, Payload::U64s(types)),
+            );
         }
         _ => {
             let at = rng.index(n + 1);

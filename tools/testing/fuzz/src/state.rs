@@ -24,7 +24,9 @@ pub enum SlotKind {
     EndpointOwner,
     /// A connection (successful HELLO).
     Conn,
-    /// Anything else: a directory, an io_uring, /dev/null ...
+    /// An io_uring made by the fuzzer (possibly holding kdbus files).
+    Ring,
+    /// Anything else: a directory, a handle whose node is gone ...
     Other,
 }
 
@@ -45,7 +47,8 @@ pub struct SlotView {
     pub bloom: u64,
     /// Connections: the pool is mapped.
     pub mapped: bool,
-    /// Connections: BYEBYE succeeded or a command said ECONNRESET.
+    /// Connections: BYEBYE succeeded or a command said ECONNRESET;
+    /// handles: a setup command said ESHUTDOWN.
     pub dead: bool,
     /// Connections: pool offsets of slices to FREE, latest last.
     pub offsets: Vec<u64>,

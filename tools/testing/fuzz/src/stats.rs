@@ -25,7 +25,10 @@ pub const OTHER_OPS: &[&str] = &[
 /// Every operation name, for parsing the transport format back into
 /// static strings.
 pub fn op_names() -> impl Iterator<Item = &'static str> {
-    CmdKind::ALL.iter().map(|k| k.name()).chain(OTHER_OPS.iter().copied())
+    CmdKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .chain(OTHER_OPS.iter().copied())
 }
 
 fn intern(name: &str) -> Option<&'static str> {
@@ -34,7 +37,9 @@ fn intern(name: &str) -> Option<&'static str> {
 
 /// Whether `name` is an ioctl (a kdbus command or a wrong ioctl number).
 pub fn is_ioctl(name: &str) -> bool {
-    name == "SEND_SYNC" || name == "ioctl(other-nr)" || CmdKind::ALL.iter().any(|k| k.name() == name)
+    name == "SEND_SYNC"
+        || name == "ioctl(other-nr)"
+        || CmdKind::ALL.iter().any(|k| k.name() == name)
 }
 
 /// The symbolic name of an errno (0 is "ok").
@@ -130,12 +135,20 @@ impl Stats {
 
     /// Calls of `op`, any outcome.
     pub fn total(&self, op: &str) -> u64 {
-        self.calls.iter().filter(|((o, _), _)| *o == op).map(|(_, v)| v).sum()
+        self.calls
+            .iter()
+            .filter(|((o, _), _)| *o == op)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// All ioctls issued.
     pub fn ioctls(&self) -> u64 {
-        self.calls.iter().filter(|((o, _), _)| is_ioctl(o)).map(|(_, v)| v).sum()
+        self.calls
+            .iter()
+            .filter(|((o, _), _)| is_ioctl(o))
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// All operations (ioctls and the rest).
@@ -192,7 +205,13 @@ impl Stats {
             ioctls as f64 / secs.max(0.001),
             self.ops()
         ));
-        let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+        let pct = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                100.0 * a as f64 / b as f64
+            }
+        };
         out.push(format!(
             "summary: {ok} ioctls succeeded ({:.1}%); SEND ok {} of {}, SEND_SYNC ok {} of {}, RECV ok {} of {}, HELLO ok {} of {}",
             pct(ok, ioctls),
@@ -279,9 +298,21 @@ mod tests {
         a.record("RECV", 0);
         a.record("SEND_SYNC", libc::ETIMEDOUT);
         let s = a.summary(2.0);
-        assert!(s[0].starts_with("summary: 5 ioctls in 2.0 s = 2 ioctls/s"), "{}", s[0]);
-        assert!(s.iter().any(|l| l.contains("RECV") && l.contains("EAGAIN 3 ok 1")), "{s:?}");
-        assert!(s.iter().any(|l| l.starts_with("errno (ioctls): EAGAIN 3 (60.0%)")), "{s:?}");
+        assert!(
+            s[0].starts_with("summary: 5 ioctls in 2.0 s = 2 ioctls/s"),
+            "{}",
+            s[0]
+        );
+        assert!(
+            s.iter()
+                .any(|l| l.contains("RECV") && l.contains("EAGAIN 3 ok 1")),
+            "{s:?}"
+        );
+        assert!(
+            s.iter()
+                .any(|l| l.starts_with("errno (ioctls): EAGAIN 3 (60.0%)")),
+            "{s:?}"
+        );
         assert_eq!(errno_name(libc::EBADFD), "EBADFD");
         assert_eq!(errno_name(4000), "E4000");
         // The kernel-log scanner must not mistake the output for a report.
