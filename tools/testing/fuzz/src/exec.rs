@@ -97,6 +97,9 @@ impl Resolve for Res<'_> {
         match f {
             FdRef::Slot(i) => self.proc.slots.lock().unwrap()[i as usize % SLOTS].fd,
             FdRef::Zoo(k) => self.proc.zoo.fd(k),
+            // stdin/stdout/stderr are the console: a tty, excluded with
+            // the tty kinds.
+            FdRef::Raw(0..=2) if self.proc.cfg.exclude.contains(&FdKind::Console) => -1,
             FdRef::Raw(n) => n,
         }
     }

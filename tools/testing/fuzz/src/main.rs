@@ -43,8 +43,9 @@ usage: kdbus-fuzz [--duration SECS] [--seed N] [--procs N] [--threads N]
   --threads N       threads per process (default 3)
   --mutate PCT      share of commands that get mutated (default 25)
   --exclude-fd K    never create these descriptor kinds (names as printed at
-                    start, or the groups tty and memfd), e.g. to get past a
-                    known bug: --exclude-fd tty,io_uring
+                    start, or the groups tty and memfd; excluding the
+                    console also keeps descriptors 0-2 out), e.g. to get
+                    past a known bug: --exclude-fd tty,io_uring
   --no-uffd         no userfaultfd area (no stalled user copies)
   --uffd-stall SECS how long the rare long userfaultfd stall holds a fault
                     (default 25; 0 disables it)
