@@ -58,6 +58,7 @@ impl CmdKind {
     ];
 
     /// The ioctl number.
+    #[allow(clippy::unnecessary_cast)] // bindgen's enum type differs per target
     pub fn request(self) -> u32 {
         (match self {
             CmdKind::BusMake => uapi::KDBUS_CMD_BUS_MAKE,
@@ -237,6 +238,7 @@ pub enum OpenWhat {
 }
 
 /// One step of a fuzz thread.
+#[allow(clippy::large_enum_variant)] // made and consumed one at a time
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Open a kdbusfs file into `slot` (closing what was there).
@@ -309,7 +311,7 @@ const STEPS: &[(Step, u32)] = &[
     (Step::Close, 3),
     (Step::Dup, 1),
     (Step::Fork, 1),
-    (Step::Uring, 1),
+    (Step::Uring, 2),
     (Step::Epoll, 1),
     (Step::UffdRearm, 1),
 ];
@@ -671,7 +673,7 @@ impl Generator {
                     1 => 4096 + r.range(1, 4095),
                     2 => 4096,
                     3 => 1 << 30,
-                    4 => u64::MAX & !4095,
+                    4 => !4095u64,
                     5..=8 => 64 << 10,
                     _ => 1 << 20,
                 };

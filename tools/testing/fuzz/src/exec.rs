@@ -590,30 +590,28 @@ impl Proc {
                     }
                 }
             }
-            CmdKind::Recv => {
-                if spec.flags & RECV_DROP == 0 {
-                    let off = c.u64_at(kdbus::recv_off::MSG_OFFSET);
-                    let peek = spec.flags & RECV_PEEK != 0;
-                    let free_now = post.free;
-                    self.with_slot(target, fd, |s| {
-                        let hdr = s.pool.as_ref().and_then(|p| p.read(off as usize, 64));
-                        if let Some(h) = hdr {
-                            let w = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().unwrap());
-                            let (flags, src, cookie) = (w(8), w(32), w(48));
-                            if flags & MSG_EXPECT_REPLY != 0 && src != 0 && !peek {
-                                s.view.calls.push((src, cookie));
-                                if s.view.calls.len() > MAX_CALLS {
-                                    s.view.calls.remove(0);
-                                }
+            CmdKind::Recv if spec.flags & RECV_DROP == 0 => {
+                let off = c.u64_at(kdbus::recv_off::MSG_OFFSET);
+                let peek = spec.flags & RECV_PEEK != 0;
+                let free_now = post.free;
+                self.with_slot(target, fd, |s| {
+                    let hdr = s.pool.as_ref().and_then(|p| p.read(off as usize, 64));
+                    if let Some(h) = hdr {
+                        let w = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().unwrap());
+                        let (flags, src, cookie) = (w(8), w(32), w(48));
+                        if flags & MSG_EXPECT_REPLY != 0 && src != 0 && !peek {
+                            s.view.calls.push((src, cookie));
+                            if s.view.calls.len() > MAX_CALLS {
+                                s.view.calls.remove(0);
                             }
                         }
-                        if !free_now {
-                            to_free.extend(self.remember(s, off));
-                        }
-                    });
-                    if free_now {
-                        to_free.push(off);
                     }
+                    if !free_now {
+                        to_free.extend(self.remember(s, off));
+                    }
+                });
+                if free_now {
+                    to_free.push(off);
                 }
             }
             _ => {}
@@ -696,7 +694,22 @@ fn worker(proc: Arc<Proc>, t: usize, deadline: Instant) -> Stats {
     while Instant::now() < deadline {
         let view = proc.view();
         let op = gen.next(&view);
+        let t0 = Instant::now();
         proc.exec(&op, &arena, &mut st);
+        let took = t0.elapsed();
+        if took >= SLOW {
+            // Nothing the fuzzer does blocks this long by itself (sync
+            // calls time out within 2 s, polls within 10 ms) unless a
+            // userfaultfd stall holds it or the kernel makes it wait for
+            // one: worth a line.
+            st.add("slow-ops", 1);
+            println!(
+                "kdbus-fuzz: slow operation: process {} thread {t} step {n} took {:.1} s: {}",
+                proc.index,
+                took.as_secs_f64(),
+                describe(&op)
+            );
+        }
         n += 1;
         if n.is_multiple_of(64) {
             if let Some(k) = proc.reg.sweep() {
@@ -719,6 +732,29 @@ pub fn write_all(fd: i32, mut b: &[u8]) {
             return;
         }
         b = &b[n as usize..];
+    }
+}
+
+/// Operations taking longer than this are reported.
+const SLOW: Duration = Duration::from_secs(5);
+
+/// A one-line description of an operation.
+fn describe(op: &Op) -> String {
+    match op {
+        Op::Ioctl { target, cmd, .. } => format!(
+            "{} on {target:?} (flags {:#x}, {} items{})",
+            op_name(cmd),
+            cmd.flags,
+            cmd.items.len(),
+            cmd.msg
+                .as_ref()
+                .map(|m| format!(", message with {} items", m.items.len()))
+                .unwrap_or_default()
+        ),
+        other => {
+            let s = format!("{other:?}");
+            s.chars().take(120).collect()
+        }
     }
 }
 

@@ -419,7 +419,7 @@ pub fn payload_addr(rng: &mut Rng, pool_slots: &[u8]) -> Addr {
             slot: *rng.pick(pool_slots),
             off: rng.below(1 << 20),
         },
-        7 => Addr::Uffd {
+        7 | 9 => Addr::Uffd {
             off: rng.below(crate::mem::UFFD_LEN as u64) as u32,
         },
         8 => Addr::Raw(*rng.pick(BAD_ADDRS)),
@@ -515,7 +515,7 @@ pub fn fds_item(rng: &mut Rng, slots: &[u8], rings: &[u8]) -> ItemSpec {
     };
     let fds = (0..n)
         .map(|_| {
-            if !rings.is_empty() && rng.percent(15) {
+            if !rings.is_empty() && rng.percent(30) {
                 FdRef::Slot(*rng.pick(rings))
             } else if rng.percent(70) {
                 FdRef::Zoo(*rng.pick(FdKind::PASSABLE))
