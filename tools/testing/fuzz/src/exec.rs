@@ -69,6 +69,29 @@ pub struct Proc {
     report_fd: i32,
 }
 
+/// Copies `len` bytes at `off` of a pool mapping through the kernel
+/// (`process_vm_readv` on ourselves): a page that cannot be read yields
+/// `None` instead of SIGBUS/SIGSEGV.
+fn pool_read(pool: &Mmap, off: u64, len: usize) -> Option<Vec<u8>> {
+    let end = off.checked_add(len as u64)?;
+    if end > pool.len() as u64 {
+        return None;
+    }
+    let mut out = vec![0u8; len];
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: (pool.as_ptr() as usize + off as usize) as *mut _,
+        iov_len: len,
+    };
+    // SAFETY: reads our own memory into an owned buffer; the kernel
+    // checks the source range.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    (n == len as isize).then_some(out)
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -536,8 +559,8 @@ impl Proc {
                 };
                 let mut bloom = 64;
                 if let Some(p) = &pool {
-                    if let Some(b) = p.bytes(offset as usize, (items_size as usize).min(4096)) {
-                        for it in ItemIter::new(b).flatten() {
+                    if let Some(b) = pool_read(p, offset, (items_size as usize).min(4096)) {
+                        for it in ItemIter::new(&b).flatten() {
                             if let Some((size, _)) = it.as_bloom_parameter() {
                                 bloom = size;
                             }
@@ -595,7 +618,7 @@ impl Proc {
                 let peek = spec.flags & RECV_PEEK != 0;
                 let free_now = post.free;
                 self.with_slot(target, fd, |s| {
-                    let hdr = s.pool.as_ref().and_then(|p| p.read(off as usize, 64));
+                    let hdr = s.pool.as_ref().and_then(|p| pool_read(p, off, 64));
                     if let Some(h) = hdr {
                         let w = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().unwrap());
                         let (flags, src, cookie) = (w(8), w(32), w(48));
@@ -760,6 +783,25 @@ fn describe(op: &Op) -> String {
 
 extern "C" fn on_sigusr1(_: libc::c_int) {}
 
+/// SIGBUS/SIGSEGV: says where (async-signal-safe), then dies of it.
+extern "C" fn on_fatal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let mut buf = *b"kdbus-fuzz: fatal signal ?? at 0x0000000000000000\n";
+    buf[25] = b'0' + (sig / 10) as u8;
+    buf[26] = b'0' + (sig % 10) as u8;
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as u64;
+    for i in 0..16 {
+        let d = ((addr >> (60 - 4 * i)) & 0xf) as u8;
+        buf[33 + i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+    }
+    // SAFETY: write, signal and raise are async-signal-safe.
+    unsafe {
+        libc::write(1, buf.as_ptr().cast(), buf.len());
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
 fn signals() {
     // SAFETY: installing a handler that does nothing (so blocked calls
     // return EINTR) and ignoring SIGPIPE.
@@ -769,6 +811,12 @@ fn signals() {
         sa.sa_flags = 0; // no SA_RESTART
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+        let mut fatal: libc::sigaction = std::mem::zeroed();
+        fatal.sa_sigaction = on_fatal as *const () as usize;
+        fatal.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut fatal.sa_mask);
+        libc::sigaction(libc::SIGBUS, &fatal, std::ptr::null_mut());
+        libc::sigaction(libc::SIGSEGV, &fatal, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         let mut lim = libc::rlimit {
             rlim_cur: 0,
