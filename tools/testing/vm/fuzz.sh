@@ -10,7 +10,7 @@
 #   kdbusfuzz.seed=N         KDBUS_FUZZ_SEED      seed (default: kdbus-fuzz picks)
 #   kdbusfuzz.args=A,B,...   KDBUS_FUZZ_ARGS      more kdbus-fuzz arguments,
 #                                                 comma-separated on the cmdline
-#   kdbusfuzz.hung=SECS      KDBUS_FUZZ_HUNG      hung-task timeout (default 20)
+#   kdbusfuzz.hung=SECS      KDBUS_FUZZ_HUNG      hung-task timeout (default 15)
 dur='' seed='' args='' hung=''
 for word in $(cat /proc/cmdline); do
   case "$word" in
@@ -23,7 +23,7 @@ done
 dur=${KDBUS_FUZZ_DURATION:-${dur:-60}}
 seed=${KDBUS_FUZZ_SEED:-$seed}
 args=${KDBUS_FUZZ_ARGS:-$args}
-hung=${KDBUS_FUZZ_HUNG:-${hung:-20}}
+hung=${KDBUS_FUZZ_HUNG:-${hung:-15}}
 case "$dur" in ''|*[!0-9]*) echo "fuzz.sh: bad duration '$dur'"; exit 2 ;; esac
 
 # ptys for the descriptor zoo; a short hung-task timeout so that a task

@@ -48,7 +48,8 @@ usage: kdbus-fuzz [--duration SECS] [--seed N] [--procs N] [--threads N]
                     past a known bug: --exclude-fd tty,io_uring
   --no-uffd         no userfaultfd area (no stalled user copies)
   --uffd-stall SECS how long the rare long userfaultfd stall holds a fault
-                    (default 25; 0 disables it)
+                    (default 40: longer than two hung-task checks at the
+                    VM's 15 s timeout; 0 disables it)
   --mount PATH      kdbusfs mount (default /sys/fs/kdbus)
 
 Exit status: 0 when the run completed (whatever the kernel answered), 1 on a
@@ -64,7 +65,7 @@ fn parse_args() -> Result<Config, String> {
         mutate_pct: 25,
         exclude: Vec::new(),
         uffd: true,
-        uffd_long: Duration::from_secs(25),
+        uffd_long: Duration::from_secs(40),
     };
     let mut seed = None;
     let mut args = std::env::args().skip(1);
