@@ -3,13 +3,14 @@
 #   make demo    the main job: build everything, boot the VM, show a bus working
 #   make check   every test: host tests, then the VM suite on the debug kernel
 #   make bench   kdbus-bench in the release VM (ratios against AF_UNIX)
+#   make fuzz    kdbus-fuzz in the debug VM for DURATION seconds (default 60)
 #
 # (The module itself is built by Kbuild: `make -C <kernel> M=$(CURDIR)` reads
 # ./Kbuild, not this file; tools/testing/build-module.sh does that.)
 
 T := tools/testing
 
-.PHONY: all demo check bench setup kernel module userspace clippy fmt clean
+.PHONY: all demo check bench fuzz setup kernel module userspace clippy fmt clean
 
 all: module userspace
 
@@ -21,6 +22,11 @@ check:
 
 bench:
 	bash $(T)/bench.sh
+
+DURATION ?= 60
+
+fuzz:
+	bash $(T)/fuzz.sh --duration $(DURATION)
 
 setup:
 	bash $(T)/setup-host.sh
