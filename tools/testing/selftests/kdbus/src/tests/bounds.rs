@@ -1,0 +1,180 @@
+//! Kernel arrays that userspace can grow must stay bounded: a pool holds a
+//! limited number of slices (results that are never FREEd end in EXFULL
+//! long before the pool is full), and a receiver filled by many sending
+//! users ends in ENOBUFS/EXFULL, never in a kernel allocation WARNING.
+//! The exact limits are not part of the ABI; the tests only require the
+//! documented errors, plausible bounds and a clean kernel log.
+
+use std::time::{Duration, Instant};
+
+use kdbus::consts::*;
+use kdbus::{Connection, Errno, MsgBuilder};
+
+use super::sys::KmsgWatch;
+use super::util;
+use crate::check::{diag, errno_name, expect_errno, expect_ok, TestResult};
+use crate::ctx::{require_root, Ctx};
+use crate::{ensure, ensure_eq};
+
+/// Pool size of the receivers (8 MiB).
+const BIG_POOL: u64 = 8 << 20;
+
+/// A connection that never FREEs its CONN_INFO results: the first error
+/// is EXFULL, after at least 1000 and at most 100000 results and while at
+/// least half of the pool is still free (so it is the slice limit, not a
+/// full pool); the kernel log stays clean; after FREEing everything
+/// CONN_INFO works again.
+pub fn conn_info_slices(ctx: &Ctx) -> TestResult {
+    let watch = KmsgWatch::start()?;
+    let c = util::hello_clean(ctx, 0, 0, BIG_POOL)?;
+    let start = Instant::now();
+    let mut results = Vec::new();
+    let mut bytes = 0u64;
+    let err = loop {
+        match c.conn_info(c.id(), 0) {
+            Ok(r) => {
+                bytes += r.size;
+                results.push(r.offset);
+            }
+            Err(e) => break Some(e),
+        }
+        if results.len() > 100_000 {
+            break None;
+        }
+        if results.len() % 512 == 0 && start.elapsed() > Duration::from_secs(20) {
+            return Err(format!(
+                "no error after {} unfreed CONN_INFO results in 20 s ({bytes} bytes of the {BIG_POOL}-byte pool in use)",
+                results.len()
+            ));
+        }
+    };
+    let n = results.len();
+    diag(format!(
+        "first error after {n} unfreed CONN_INFO results ({bytes} bytes in use, {:.1} s)",
+        start.elapsed().as_secs_f64()
+    ));
+    watch.check("unfreed CONN_INFO results")?;
+    match err {
+        None => return Err(format!(
+            "{n} unfreed CONN_INFO results were accepted: the slices of one pool are not bounded"
+        )),
+        Some(e) => expect_errno(
+            &format!("CONN_INFO after {n} unfreed results"),
+            Err::<(), _>(e),
+            Errno::EXFULL,
+        )?,
+    }
+    ensure!(
+        n >= 1000,
+        "EXFULL already after {n} CONN_INFO results (expected a limit of at least 1000 slices)"
+    );
+    ensure!(
+        bytes <= BIG_POOL / 2,
+        "EXFULL only with {bytes} of {BIG_POOL} pool bytes in use: that is a full pool, not a slice limit"
+    );
+    for off in results {
+        expect_ok(
+            &format!("FREE of the CONN_INFO result at {off:#x}"),
+            c.free(off),
+        )?;
+    }
+    let r = expect_ok(
+        "CONN_INFO after FREEing every result",
+        c.conn_info(c.id(), 0),
+    )?;
+    expect_ok("FREE", c.free(r.offset))?;
+    watch.check("after FREEing the CONN_INFO results")
+}
+
+/// HELLO with real and effective uid `uid` (the saved uid stays root), then
+/// back to root.
+fn hello_as_real_uid(ep: &std::path::Path, uid: u32) -> Result<Connection, String> {
+    // SAFETY: credential syscalls; the test process is single-threaded.
+    unsafe {
+        ensure!(
+            libc::setresuid(uid, uid, 0) == 0,
+            "setresuid({uid}, {uid}, 0): {}",
+            errno_name(Errno::last())
+        );
+    }
+    let c = Connection::hello(ep, 0, 0, 0, 4096);
+    // SAFETY: as above; allowed because the saved uid is 0.
+    let back = unsafe { libc::setresuid(0, 0, 0) };
+    ensure!(
+        back == 0,
+        "setresuid(0, 0, 0): {}",
+        errno_name(Errno::last())
+    );
+    expect_ok(&format!("HELLO as uid {uid}"), c)
+}
+
+/// A receiver (8 MiB pool) filled by up to 140 sending users, each sending
+/// empty messages until its first error: every error is ENOBUFS (its
+/// quota: 256 messages) or EXFULL, and the kernel logs no WARNING. Each
+/// user's connection is opened with that real uid (the accounting user,
+/// message.md 13) and is not an owner; the sends run with euid 0, which is
+/// the receiver's real uid (policy.md 5.2 step 3).
+pub fn queue_many_users(ctx: &Ctx) -> TestResult {
+    require_root(ctx)?;
+    let watch = KmsgWatch::start()?;
+    let bus = ctx.new_bus(MAKE_ACCESS_WORLD)?;
+    let ep = bus.endpoint();
+    let r = expect_ok(
+        "HELLO of the receiver",
+        Connection::hello(&ep, 0, 0, 0, BIG_POOL),
+    )?;
+    let rid = r.id();
+    let start = Instant::now();
+    let mut total = 0u64;
+    let mut counts = std::collections::BTreeMap::new();
+    let mut users = 0;
+    for k in 0..140u32 {
+        let uid = 70_000 + k;
+        let s = hello_as_real_uid(&ep, uid)?;
+        users += 1;
+        let mut n = 0u64;
+        let e = loop {
+            match s.send(&MsgBuilder::new(rid).cookie(n + 1), 0) {
+                Ok(_) => n += 1,
+                Err(e) => break e,
+            }
+            ensure!(
+                n <= 256,
+                "uid {uid}: more than 256 messages of one user queued at one receiver"
+            );
+        };
+        if e != Errno::ENOBUFS && e != Errno::EXFULL {
+            watch.check(&format!("uid {uid}: SEND failed with {}", errno_name(e)))?;
+            return Err(format!(
+                "uid {uid}: SEND after {n} queued messages ({} in all): expected ENOBUFS or EXFULL, got {}",
+                total + n,
+                errno_name(e)
+            ));
+        }
+        *counts.entry(format!("{e:?}")).or_insert(0u32) += 1;
+        total += n;
+        drop(s);
+        if n == 0 {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(40),
+            "only {users} users in 40 s"
+        );
+    }
+    diag(format!(
+        "{total} messages queued by {users} users in {:.1} s; errors per user: {counts:?}",
+        start.elapsed().as_secs_f64()
+    ));
+    watch.check("receiver filled by many users")?;
+    ensure!(total >= 1000, "only {total} messages could be queued");
+    // The receiver still works.
+    let got = util::recv(&r, "first queued message")?;
+    ensure_eq!(
+        util::parse(&got, "first")?.cookie,
+        1,
+        "cookie of the first message"
+    );
+    expect_ok("FREE", got.free())?;
+    watch.check("receiver filled by many users")
+}
