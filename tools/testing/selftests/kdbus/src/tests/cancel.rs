@@ -417,7 +417,16 @@ fn fuse_poll(ctx: &Ctx, hold_from: u32) -> TestResult {
             let _ = tx.send(am.0.send_with(am.1, SEND_SYNC_REPLY, Some(cfd)));
         });
         let res = (|| -> TestResult {
-            util::expect_readable(&b, 5000, "callee: the call")?;
+            // The module may poll the CANCEL_FD before or after queueing
+            // the call: wait for either.
+            let end = Instant::now() + Duration::from_secs(5);
+            while !util::wait_readable(&b, 10) && !fuse.wait_event(EV_POLL_HELD, 0) {
+                ensure!(
+                    Instant::now() < end,
+                    "within 5 s the call was not queued at the callee and no POLL of the CANCEL_FD arrived (server events {:?})",
+                    fuse.events()
+                );
+            }
             if !fuse.wait_event(EV_POLL_HELD, 3000) {
                 diag(format!(
                     "note: no FUSE_POLL request held within 3 s (server events: {:?}); the caller is not blocked in the poll",
