@@ -410,6 +410,7 @@ fn fuse_poll(ctx: &Ctx, hold_from: u32) -> TestResult {
     let cfd = cancel.as_raw_fd();
     let m = call(b.id(), 1, 15_000);
     let mut ordered = false;
+    let mut close_hung = false;
     let (res, caller) = std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
         let am = (&a, &m);
@@ -462,10 +463,11 @@ fn fuse_poll(ctx: &Ctx, hold_from: u32) -> TestResult {
             match owner.close_bus(5000)? {
                 Some(ms) => diag(format!("bus owner close() took {ms} ms")),
                 None => {
+                    close_hung = true;
                     return Err(
                         "the bus owner's close() (bus teardown) did not return within 5 s while the caller sits in the CANCEL_FD's poll"
                             .into(),
-                    )
+                    );
                 }
             }
             ensure!(
@@ -482,6 +484,17 @@ fn fuse_poll(ctx: &Ctx, hold_from: u32) -> TestResult {
             let _ = owner.close_bus(10_000);
         }
         let caller = rx.recv_timeout(Duration::from_secs(10));
+        if close_hung {
+            match owner.wait_closed(10_000) {
+                Some(ms) => diag(format!("the hung close() returned {ms} ms after it started, once the FUSE server was gone")),
+                None => diag("the hung close() did not return within 10 s of the FUSE abort"),
+            }
+        }
+        if res.is_err() {
+            diag(format!(
+                "the synchronous caller after the FUSE abort: {caller:?}"
+            ));
+        }
         (res.and(aborted), caller)
     });
     res?;

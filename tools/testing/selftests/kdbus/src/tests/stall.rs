@@ -64,6 +64,7 @@ fn stall(ctx: &Ctx, place: Place) -> TestResult {
         Place::Cmd => cmd.as_bytes().to_vec(),
     };
     let mut ordered = false;
+    let mut close_hung = false;
     let (res, sent) = std::thread::scope(|sc| {
         let (tx, rx) = mpsc::channel();
         let sender = &s;
@@ -94,10 +95,11 @@ fn stall(ctx: &Ctx, place: Place) -> TestResult {
             match owner.close_bus(5000)? {
                 Some(ms) => diag(format!("bus owner close() took {ms} ms")),
                 None => {
+                    close_hung = true;
                     return Err(
                         "the bus owner's close() (bus teardown) did not return within 5 s while a SEND is stalled in a userfaultfd fault"
                             .into(),
-                    )
+                    );
                 }
             }
             ensure!(
@@ -115,6 +117,17 @@ fn stall(ctx: &Ctx, place: Place) -> TestResult {
             let _ = owner.close_bus(10_000);
         }
         let sent = rx.recv_timeout(Duration::from_secs(10));
+        if close_hung {
+            match owner.wait_closed(10_000) {
+                Some(ms) => diag(format!("the hung close() returned {ms} ms after it started, once the fault was resolved")),
+                None => diag("the hung close() did not return within 10 s of resolving the fault"),
+            }
+        }
+        if res.is_err() {
+            diag(format!(
+                "the stalled SEND after resolving the fault: {sent:?}"
+            ));
+        }
         (res.and(resolved), sent)
     });
     res?;

@@ -331,10 +331,12 @@ impl OwnerProc {
     /// if it did not (the helper stays blocked in `close()`).
     pub fn close_bus(&self, ms: u64) -> Result<Option<u64>, String> {
         self.cmd.put(1)?;
-        match self.res.get(ms, "bus owner close") {
-            Ok(v) => Ok(Some(v)),
-            Err(_) => Ok(None),
-        }
+        Ok(self.wait_closed(ms))
+    }
+
+    /// Waits up to `ms` more for an ordered close to return; its duration.
+    pub fn wait_closed(&self, ms: u64) -> Option<u64> {
+        self.res.get(ms, "bus owner close").ok()
     }
 
     /// Waits up to `ms` for the helper to finish.
