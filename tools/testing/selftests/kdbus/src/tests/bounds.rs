@@ -20,6 +20,11 @@ use crate::{ensure, ensure_eq};
 /// Pool size of the receivers (8 MiB).
 const BIG_POOL: u64 = 8 << 20;
 
+/// Bound of the filling loops: some ten times what the work takes on an
+/// idle host under TCG and KASAN, inside the tests' minimum timeout
+/// (tests/mod.rs), teardown of the full pool or queue included.
+const LOOP_SECS: u64 = 60;
+
 /// A connection that never FREEs its CONN_INFO results: the first error
 /// is EXFULL, after at least 1000 and at most 100000 results and while at
 /// least half of the pool is still free (so it is the slice limit, not a
@@ -42,9 +47,9 @@ pub fn conn_info_slices(ctx: &Ctx) -> TestResult {
         if results.len() > 100_000 {
             break None;
         }
-        if results.len() % 512 == 0 && start.elapsed() > Duration::from_secs(20) {
+        if results.len() % 512 == 0 && start.elapsed() > Duration::from_secs(LOOP_SECS) {
             return Err(format!(
-                "no error after {} unfreed CONN_INFO results in 20 s ({bytes} bytes of the {BIG_POOL}-byte pool in use)",
+                "no error after {} unfreed CONN_INFO results in {LOOP_SECS} s ({bytes} bytes of the {BIG_POOL}-byte pool in use)",
                 results.len()
             ));
         }
@@ -120,10 +125,15 @@ type UserResult = (u32, u64, Errno);
 
 /// Sends empty messages from each connection in turn until its first
 /// error; stops when the receiver takes nothing more from anybody.
-fn fill_from(senders: &[(u32, Connection)], rid: u64, full: &AtomicBool) -> Vec<UserResult> {
+fn fill_from(
+    senders: &[(u32, Connection)],
+    rid: u64,
+    full: &AtomicBool,
+    until: Instant,
+) -> Vec<UserResult> {
     let mut out = Vec::new();
     for (uid, s) in senders {
-        if full.load(Ordering::SeqCst) {
+        if full.load(Ordering::SeqCst) || Instant::now() >= until {
             break;
         }
         let mut n = 0u64;
@@ -169,10 +179,13 @@ pub fn queue_many_users(ctx: &Ctx) -> TestResult {
     }
     let hellos = start.elapsed();
     let full = AtomicBool::new(false);
+    // The test must end well inside the runner's timeout, teardown of
+    // the full queue included.
+    let until = start + Duration::from_secs(LOOP_SECS);
     let results: Vec<UserResult> = std::thread::scope(|s| {
         let t: Vec<_> = senders
             .iter()
-            .map(|v| s.spawn(|| fill_from(v, rid, &full)))
+            .map(|v| s.spawn(|| fill_from(v, rid, &full, until)))
             .collect();
         t.into_iter()
             .flat_map(|h| h.join().unwrap_or_default())
@@ -202,6 +215,11 @@ pub fn queue_many_users(ctx: &Ctx) -> TestResult {
         );
     }
     ensure!(total >= 1000, "only {total} messages could be queued");
+    ensure!(
+        full.load(Ordering::SeqCst) || results.len() == USERS as usize,
+        "after {LOOP_SECS} s only {} of {USERS} users had sent ({total} messages queued) and the receiver was not full",
+        results.len()
+    );
     drop(senders);
     // The receiver still works.
     let got = util::recv(&r, "first queued message")?;

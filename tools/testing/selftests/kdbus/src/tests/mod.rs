@@ -263,6 +263,22 @@ pub static TESTS: &[Test] = &[
     ("stall-uffd-cmd", stall::uffd_cmd),
 ];
 
+/// Tests whose work grows with a kernel limit (thousands of ioctls) and
+/// therefore get at least this timeout, in seconds, whatever `--timeout`
+/// says; they bound their own loops well inside it.
+static MIN_TIMEOUTS: &[(&str, u64)] = &[
+    ("bounds-conn-info-slices", 120),
+    ("bounds-queue-many-users", 120),
+];
+
+/// The minimum timeout of test `name`, if it has one.
+pub fn min_timeout(name: &str) -> Option<std::time::Duration> {
+    MIN_TIMEOUTS
+        .iter()
+        .find(|t| t.0 == name)
+        .map(|t| std::time::Duration::from_secs(t.1))
+}
+
 /// `KDBUS_ITEM_*` constants as `u64`.
 pub mod item {
     use super::uapi;
