@@ -314,7 +314,8 @@ fn main() {
         let start = Instant::now();
         let runner_pid = std::process::id();
         let body = || child_run(t, &opts, &fstype, runner_pid, n);
-        match run_forked(body, opts.timeout) {
+        let timeout = tests::min_timeout(t.0).map_or(opts.timeout, |m| opts.timeout.max(m));
+        match run_forked(body, timeout) {
             Outcome::Pass => {
                 passed += 1;
                 println!("ok {n} {}", t.0);

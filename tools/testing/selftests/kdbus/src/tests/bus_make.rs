@@ -1064,3 +1064,48 @@ pub fn bus_owner_ioctls(ctx: &Ctx) -> TestResult {
     ensure!(c.id() > 0, "connection id is 0");
     Ok(())
 }
+
+/// A BUS_MAKE command in read-only memory (written before mprotect): the
+/// kernel cannot write the command back, so BUS_MAKE fails with EFAULT and
+/// creates nothing; the same handle then makes the bus from a writable
+/// copy.
+pub fn readonly_cmd(ctx: &Ctx) -> TestResult {
+    let control = ctx.control()?;
+    let name = ctx.unique_name();
+    let maker = BusMaker::new(name.clone());
+    let cmd = maker.cmd();
+    let bytes = cmd.as_bytes();
+    let page = kdbus::page_size();
+    // SAFETY: a fresh anonymous mapping, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    ensure!(p != libc::MAP_FAILED, "mmap of a page failed");
+    // SAFETY: the page is writable and larger than the command.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast::<u8>(), bytes.len()) };
+    // SAFETY: `p` is the mapping made above.
+    let prot = unsafe { libc::mprotect(p, page, libc::PROT_READ) };
+    // SAFETY: the command is readable at `p`; the kernel must not write.
+    let r = unsafe { kdbus::ioctl_ptr(&control, uapi::KDBUS_CMD_BUS_MAKE, p) };
+    // SAFETY: unmaps the page mapped above.
+    unsafe { libc::munmap(p, page) };
+    ensure_eq!(prot, 0, "mprotect PROT_READ");
+    expect_errno("BUS_MAKE from read-only memory", r, Errno::EFAULT)?;
+    expect_absent(
+        &kdbus::bus_dir(&ctx.mount, &name),
+        "bus after the failed BUS_MAKE",
+    )?;
+    let bus = expect_ok(
+        "BUS_MAKE from writable memory on the same handle",
+        maker.make(control),
+    )?;
+    expect_present(&bus.dir(), "bus made by the second BUS_MAKE")?;
+    Ok(())
+}

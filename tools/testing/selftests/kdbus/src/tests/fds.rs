@@ -423,3 +423,30 @@ pub fn sync_reply(ctx: &Ctx) -> TestResult {
     }
     Ok(())
 }
+
+/// An io_uring whose fixed files are the receiver's own connection and the
+/// bus owner handle cannot be passed: EOPNOTSUPP, like kdbus handles and
+/// AF_UNIX sockets (queued at the receiver it would pin both in a
+/// reference cycle: connection, bus and module could never go).
+pub fn io_uring(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let b = util::hello(ctx, HELLO_ACCEPT_FD, 0)?;
+    let ring = super::sys::io_uring()?;
+    super::sys::io_uring_register_files(&ring, &[b.as_raw_fd(), ctx.bus.as_raw_fd()])?;
+    send_err(
+        &a,
+        &msg(b.id(), 1, b"ring").fds(&[ring.as_raw_fd()]),
+        Errno::EOPNOTSUPP,
+        "an io_uring holding the receiver's and the bus owner's files",
+    )?;
+    let ev = util::eventfd()?;
+    send_err(
+        &a,
+        &msg(b.id(), 2, b"ring").fds(&[ev.as_raw_fd(), ring.as_raw_fd()]),
+        Errno::EOPNOTSUPP,
+        "the io_uring after an eventfd",
+    )?;
+    util::expect_empty(&b, "after the refused io_uring")?;
+    drop(ring);
+    Ok(())
+}

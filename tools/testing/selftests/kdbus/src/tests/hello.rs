@@ -564,3 +564,73 @@ pub fn bus_make_on_endpoint(ctx: &Ctx) -> TestResult {
     )?;
     Ok(())
 }
+
+/// HELLO with a KDBUS_ITEM_PIDS item (faked PIDs, owner rights) whose
+/// payload is not exactly one `struct kdbus_pids` (24 bytes): EINVAL
+/// (abi.md 5.1, README section 5); 24 bytes are accepted.
+pub fn pids_size(ctx: &Ctx) -> TestResult {
+    for len in [0usize, 8, 16, 20, 32, 48] {
+        let mut cmd = hello_cmd(0);
+        cmd.push_item(item::PIDS, &vec![0u8; len]);
+        expect_hello_err(
+            ctx,
+            &format!("HELLO with a {len}-byte PIDS payload"),
+            cmd,
+            Errno::EINVAL,
+        )?;
+    }
+    let mut cmd = hello_cmd(0);
+    let pid = std::process::id() as u64;
+    cmd.push_u64s(item::PIDS, &[pid, pid, 1]);
+    let c = try_hello(ctx, &mut cmd)?;
+    let c = expect_ok("HELLO with a 24-byte PIDS payload", c)?;
+    ensure!(c.id() > 0, "connection id 0");
+    Ok(())
+}
+
+/// On a connected handle every ioctl first takes an active reference on
+/// the connection (abi.md 11): after BYEBYE even the setup ioctls (HELLO,
+/// BUS_MAKE, ENDPOINT_MAKE, and ENDPOINT_UPDATE) fail with ECONNRESET;
+/// before it they are EBADFD. Nothing is created.
+pub fn setup_after_byebye(ctx: &Ctx) -> TestResult {
+    let c = ctx.hello()?;
+    let name = ctx.unique_name();
+    let setup = |c: &Connection, want: Errno, when: &str| -> TestResult {
+        let mut hello = hello_cmd(0);
+        expect_errno(
+            &format!("HELLO on a connected handle {when}"),
+            c.ioctl(uapi::KDBUS_CMD_HELLO, &mut hello),
+            want,
+        )?;
+        let mut bus = BusMaker::new(name.clone()).cmd();
+        expect_errno(
+            &format!("BUS_MAKE on a connected handle {when}"),
+            c.ioctl(uapi::KDBUS_CMD_BUS_MAKE, &mut bus),
+            want,
+        )?;
+        let mut ep = CmdBuf::cmd(0);
+        ep.push_str(item::MAKE_NAME, &format!("{}-ep", ctx.euid));
+        expect_errno(
+            &format!("ENDPOINT_MAKE on a connected handle {when}"),
+            c.ioctl(uapi::KDBUS_CMD_ENDPOINT_MAKE, &mut ep),
+            want,
+        )?;
+        let mut upd = CmdBuf::cmd(0);
+        expect_errno(
+            &format!("ENDPOINT_UPDATE on a connected handle {when}"),
+            c.ioctl(uapi::KDBUS_CMD_ENDPOINT_UPDATE, &mut upd),
+            want,
+        )
+    };
+    setup(&c, Errno::EBADFD, "(connected)")?;
+    expect_ok("BYEBYE", c.byebye())?;
+    setup(&c, Errno::ECONNRESET, "after BYEBYE")?;
+    expect_absent(
+        &kdbus::bus_dir(&ctx.mount, &name),
+        "bus after BUS_MAKE on a connected handle",
+    )?;
+    expect_absent(
+        &ctx.bus.dir().join(format!("{}-ep", ctx.euid)),
+        "endpoint after ENDPOINT_MAKE on a connected handle",
+    )
+}

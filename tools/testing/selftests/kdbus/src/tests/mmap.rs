@@ -192,3 +192,72 @@ pub fn unset_handle(ctx: &Ctx) -> TestResult {
     ensure!(m.len() == page, "mapping length");
     Ok(())
 }
+
+/// Partial mappings at a non-zero page-aligned offset: any length up to
+/// pool_size is allowed, also when offset + length passes the end of the
+/// pool; only a length above pool_size is EFAULT (pool.md 3). The part
+/// inside the pool shows the pool's content.
+pub fn offset(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let c = super::util::hello_clean(ctx, 0, 0, POOL_SIZE)?;
+    let page = kdbus::page_size();
+    let pool = POOL_SIZE as usize;
+    // Non-zero content across several pages.
+    super::util::send(
+        &a,
+        &super::util::msg(c.id(), 1, &vec![0x5a; 3 * page]),
+        "SEND of a 3-page message",
+    )?;
+    let r = super::util::recv(&c, "the 3-page message")?;
+    let first_page = (r.offset() as usize / page + 1) * page;
+    for (off, len) in [
+        (first_page, pool - first_page),
+        (first_page, pool),
+        (first_page, pool - page),
+        (pool - page, 2 * page),
+        (pool / 2, pool),
+        (pool, page),
+    ] {
+        let m = expect_ok(
+            &format!("mmap of {len:#x} bytes at pool offset {off:#x} (pool {pool:#x})"),
+            map(
+                &c,
+                len,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED,
+                off as i64,
+            ),
+        )?;
+        ensure_eq!(m.len(), len, "mapping length");
+        let inside = pool.saturating_sub(off).min(len).min(page);
+        if inside > 0 {
+            let want = c
+                .pool_bytes(off as u64, inside as u64)
+                .ok_or("range outside the library's mapping")?;
+            ensure_eq!(
+                m.bytes(0, inside),
+                Some(want),
+                "pool bytes at {off:#x} through a mapping at that offset"
+            );
+        }
+    }
+    let want = c
+        .pool_bytes(first_page as u64, 16)
+        .ok_or("range outside the library's mapping")?;
+    ensure_eq!(want, &[0x5a; 16][..], "message data at {first_page:#x}");
+    for (off, len) in [(page, pool + page), (pool, 2 * pool)] {
+        expect_errno(
+            &format!("mmap of {len:#x} bytes at pool offset {off:#x} (longer than the pool)"),
+            map(
+                &c,
+                len,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED,
+                off as i64,
+            ),
+            Errno::EFAULT,
+        )?;
+    }
+    expect_ok("FREE", r.free())?;
+    Ok(())
+}

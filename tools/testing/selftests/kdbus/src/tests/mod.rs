@@ -1,21 +1,27 @@
 //! The test table. Each test is a small function `fn(&Ctx) -> TestResult`.
 
+mod bounds;
 mod bus_make;
+mod cancel;
 mod conn;
 mod disconnect;
 mod fds;
 mod fs;
+mod fuse;
 mod hello;
 mod info;
 mod memfd;
 mod mmap;
 mod monitor;
+mod policy_talk;
 mod pool;
 mod quota;
 mod race;
 mod recv;
 mod reply;
 mod send;
+mod stall;
+mod sys;
 mod teardown;
 mod util;
 
@@ -59,6 +65,7 @@ pub static TESTS: &[Test] = &[
     ("control-setup-ioctls", bus_make::control_setup_ioctls),
     ("control-unknown-ioctl", bus_make::unknown_ioctl),
     ("bus-owner-ioctls", bus_make::bus_owner_ioctls),
+    ("bus-make-readonly-cmd", bus_make::readonly_cmd),
     // KDBUS_CMD_HELLO
     ("hello-basic", hello::basic),
     ("hello-bus-flags", hello::bus_flags),
@@ -77,12 +84,15 @@ pub static TESTS: &[Test] = &[
     ("hello-twice", hello::twice),
     ("hello-unset-handle-ioctls", hello::unset_handle_ioctls),
     ("hello-bus-make-on-endpoint", hello::bus_make_on_endpoint),
+    ("hello-pids-size", hello::pids_size),
+    ("hello-setup-after-byebye", hello::setup_after_byebye),
     // mmap of the pool
     ("mmap-readonly", mmap::readonly),
     ("mmap-write-denied", mmap::write_denied),
     ("mmap-mprotect-write", mmap::mprotect_write),
     ("mmap-too-long", mmap::too_long),
     ("mmap-unset-handle", mmap::unset_handle),
+    ("mmap-offset", mmap::offset),
     // BYEBYE, close, poll
     ("byebye-basic", conn::byebye_basic),
     ("byebye-close", conn::close),
@@ -158,6 +168,7 @@ pub static TESTS: &[Test] = &[
     ("fds-in-flight-release", fds::in_flight_release),
     ("fds-incomplete", fds::incomplete),
     ("fds-sync-reply", fds::sync_reply),
+    ("fds-io-uring", fds::io_uring),
     ("memfd-pass", memfd::pass),
     ("memfd-range", memfd::range),
     ("memfd-seals", memfd::seals),
@@ -191,12 +202,17 @@ pub static TESTS: &[Test] = &[
     ("sync-restart", reply::sync_restart),
     ("sync-resume-after-reply", reply::sync_resume_after_reply),
     ("sync-reply-undeliverable", reply::sync_reply_undeliverable),
+    (
+        "sync-past-deadline-unknown-dst",
+        reply::sync_past_deadline_unknown_dst,
+    ),
     // CONN_INFO, BUS_CREATOR_INFO, LIST, UPDATE
     ("info-conn-info", info::conn_info),
     ("info-conn-info-errors", info::conn_info_errors),
     ("info-monitor-visibility", info::monitor_visibility),
     ("monitor-sees-traffic", monitor::sees_traffic),
     ("monitor-not-addressable", monitor::not_addressable),
+    ("monitor-fds-no-accept", monitor::fds_no_accept),
     ("info-bus-creator", info::bus_creator_info),
     ("info-bus-creator-errors", info::bus_creator_info_errors),
     ("info-list", info::list),
@@ -221,7 +237,47 @@ pub static TESTS: &[Test] = &[
     ("race-sync-vs-callee-close", race::sync_vs_callee_close),
     ("race-sync-vs-caller-byebye", race::sync_vs_caller_byebye),
     ("race-send-vs-close", race::send_vs_close),
+    // CANCEL_FD of synchronous calls, every kind of pollable file
+    ("cancel-pty", cancel::pty),
+    ("cancel-console", cancel::console),
+    ("cancel-pipe-rdwr", cancel::pipe_rdwr),
+    ("cancel-pipe", cancel::pipe),
+    ("cancel-eventfd", cancel::eventfd),
+    ("cancel-socket", cancel::socket),
+    ("cancel-timerfd", cancel::timerfd),
+    ("cancel-signalfd", cancel::signalfd),
+    ("cancel-kdbus-peer", cancel::kdbus_peer),
+    ("cancel-kdbus-own", cancel::kdbus_own),
+    ("cancel-fuse-poll-first", cancel::fuse_poll_first),
+    ("cancel-fuse-poll-later", cancel::fuse_poll_later),
+    // TALK policy between peers without names
+    ("policy-talk-other-uid", policy_talk::other_uid),
+    ("policy-talk-owner", policy_talk::owner),
+    ("policy-talk-reply", policy_talk::reply_allowed),
+    // bounded kernel arrays
+    ("bounds-conn-info-slices", bounds::conn_info_slices),
+    ("bounds-queue-many-users", bounds::queue_many_users),
+    // SENDs stalled by userspace vs. the bus teardown
+    ("stall-uffd-payload", stall::uffd_payload),
+    ("stall-uffd-msg", stall::uffd_msg),
+    ("stall-uffd-cmd", stall::uffd_cmd),
 ];
+
+/// Tests whose work grows with a kernel limit (thousands of ioctls) and
+/// therefore get at least this timeout, in seconds, whatever `--timeout`
+/// says; they bound their own loops well inside it.
+static MIN_TIMEOUTS: &[(&str, u64)] = &[
+    ("bounds-conn-info-slices", 120),
+    ("bounds-queue-many-users", 120),
+];
+
+/// The minimum timeout of test `name`, if it has one.
+pub fn min_timeout(name: &str) -> Option<std::time::Duration> {
+    MIN_TIMEOUTS
+        .iter()
+        .find(|t| t.0 == name)
+        .map(|t| std::time::Duration::from_secs(t.1))
+}
 
 /// `KDBUS_ITEM_*` constants as `u64`.
 pub mod item {

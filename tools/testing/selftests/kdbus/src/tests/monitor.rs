@@ -3,6 +3,8 @@
 //! Until the match database exists, monitors are the only receivers of
 //! broadcast notifications (Documentation/architecture.md).
 
+use std::os::fd::AsRawFd;
+
 use kdbus::consts::*;
 use kdbus::{uapi, Connection};
 
@@ -117,5 +119,66 @@ pub fn not_addressable(ctx: &Ctx) -> TestResult {
         HELLO_MONITOR,
         "monitor flag echoed"
     );
+    Ok(())
+}
+
+/// A monitor without KDBUS_HELLO_ACCEPT_FD gets its copy of a message with
+/// FDs with -1 in the FDS item and no new descriptors in its process; the
+/// ordinary receiver (with ACCEPT_FD) gets real ones (message.md 10.5,
+/// recommended behaviour).
+pub fn fds_no_accept(ctx: &Ctx) -> TestResult {
+    let mon = util::monitor(ctx)?;
+    ensure_eq!(
+        mon.hello_reply().flags & uapi::KDBUS_HELLO_ACCEPT_FD as u64,
+        0,
+        "monitor without ACCEPT_FD"
+    );
+    let a = ctx.hello()?;
+    let b = util::hello(ctx, uapi::KDBUS_HELLO_ACCEPT_FD as u64, 0)?;
+    // The ID_ADD notifications of a and b.
+    while let Ok(r) = mon.recv(0, 0) {
+        r.free().map_err(|e| format!("FREE: {e}"))?;
+    }
+    let ev = util::eventfd()?;
+    let (_rd, wr) = util::pipe()?;
+    let sent = [ev.as_raw_fd(), wr.as_raw_fd()];
+    send(&a, &msg(b.id(), 9, b"fds").fds(&sent), "SEND with 2 FDs")?;
+
+    let before = util::open_fd_count()?;
+    let r = util::recv(&mon, "the monitor's copy")?;
+    let m = util::parse(&r, "the monitor's copy")?;
+    ensure_eq!((m.src_id, m.cookie), (a.id(), 9), "the monitor's copy");
+    let fds = m.fds().ok_or("no FDS item in the monitor's copy")?;
+    let after = util::open_fd_count()?;
+    util::close_fds(&fds);
+    r.free().map_err(|e| format!("FREE: {e}"))?;
+    ensure_eq!(
+        fds,
+        vec![-1, -1],
+        "FDS entries at a monitor without ACCEPT_FD"
+    );
+    ensure_eq!(
+        after,
+        before,
+        "open descriptors of the monitor's process after RECV"
+    );
+
+    let r = util::recv(&b, "the receiver's message")?;
+    let m = util::parse(&r, "the receiver's message")?;
+    let fds = m.fds().ok_or("no FDS item at the receiver")?;
+    r.free().map_err(|e| format!("FREE: {e}"))?;
+    ensure_eq!(fds.len(), 2, "FDS entries at the receiver");
+    for (&n, &orig) in fds.iter().zip(sent.iter()) {
+        ensure!(
+            n >= 0 && util::fd_is_open(n),
+            "receiver fd {n} not installed"
+        );
+        ensure_eq!(
+            util::file_id(n)?,
+            util::file_id(orig)?,
+            "file of the received fd {n}"
+        );
+    }
+    util::close_fds(&fds);
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::ctx::Ctx;
 use crate::{ensure, ensure_eq};
 
 /// Receives the call `cookie` from `caller` at `callee` and FREEs it.
-fn take_call(callee: &Connection, caller: u64, cookie: u64) -> TestResult {
+pub(super) fn take_call(callee: &Connection, caller: u64, cookie: u64) -> TestResult {
     let r = util::recv(callee, "the call")?;
     let m = util::parse(&r, "the call")?;
     ensure_eq!(m.src_id, caller, "src_id of the call");
@@ -31,7 +31,7 @@ fn take_call(callee: &Connection, caller: u64, cookie: u64) -> TestResult {
 
 /// Checks the reply of a synchronous call in the caller's pool and FREEs
 /// it.
-fn check_sync_reply(
+pub(super) fn check_sync_reply(
     caller: &Connection,
     r: &SendReply,
     callee: u64,
@@ -778,4 +778,52 @@ pub fn timeout_after_caller_close(ctx: &Ctx) -> TestResult {
         }
     }
     expect_quiet(&b, 100, "callee after its callers' deadlines")
+}
+
+/// A synchronous call whose deadline has already passed is ETIMEDOUT
+/// before its destination is resolved (message.md 8.2 step 2 comes before
+/// step 3): also to an unknown ID and to a name nobody owns. With a future
+/// deadline the destination errors remain (ENXIO, ESRCH).
+pub fn sync_past_deadline_unknown_dst(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let nobody = "org.example.Nobody";
+    let cases = [
+        (
+            "to an unknown id, deadline 1 ns",
+            MsgBuilder::new(NO_SUCH_ID).cookie(1).call(1),
+        ),
+        (
+            "to an unknown id, deadline just passed",
+            MsgBuilder::new(NO_SUCH_ID)
+                .cookie(2)
+                .call(monotonic_ns() - 1),
+        ),
+        (
+            "to a name without owner, deadline 1 ns",
+            MsgBuilder::new(0).cookie(3).call(1).dst_name(nobody),
+        ),
+    ];
+    for (what, m) in cases {
+        expect_errno(
+            &format!("synchronous call {what}"),
+            a.send_sync(&m),
+            Errno::ETIMEDOUT,
+        )?;
+    }
+    expect_errno(
+        "synchronous call to an unknown id, future deadline",
+        a.send_sync(&call(NO_SUCH_ID, 4, 5000)),
+        Errno::ENXIO,
+    )?;
+    expect_errno(
+        "synchronous call to a name without owner, future deadline",
+        a.send_sync(
+            &MsgBuilder::new(0)
+                .cookie(5)
+                .call(util::deadline_in(5000))
+                .dst_name(nobody),
+        ),
+        Errno::ESRCH,
+    )?;
+    util::expect_empty(&a, "caller")
 }
