@@ -27,27 +27,33 @@
 //! 1. `Handle::setup` (mutex): serialises the setup ioctls of one file
 //!    (BUS_MAKE, HELLO, ENDPOINT_MAKE). They copy from user memory under it,
 //!    so the mm's `mmap_lock` nests inside; `mmap` never takes it.
-//! 2. `Bus::announce` (mutex): held while a connection is linked and its
-//!    ID_ADD delivered, and while its ID_REMOVE is delivered, so that no
-//!    removal is announced before the addition. Everything below may be
-//!    taken under it.
-//! 3. `Domain::inner`, then `Bus::inner`, then `Endpoint::inner`: a bus
-//!    links and unlinks a connection in its endpoint under its own lock;
+//! 2. `Bus::flush` (mutex): held while the queued kernel notifications are
+//!    delivered, so every receiver gets them in bus order. Everything below
+//!    may be taken under it.
+//! 3. `Bus::registry` (mutex: the name registry; through `LockedBy` also
+//!    every name's state and every connection's ownership records). Under
+//!    it: linking a connection (levels 4-5), queueing a message addressed
+//!    by name after re-checking its owner, and moving messages between an
+//!    activator and an implementer (levels 6-7); `Bus::notifications`.
+//! 4. `Domain::inner`, `Bus::inner`, then `Endpoint::inner`: a bus links
+//!    and unlinks a connection in its endpoint under its own lock;
 //!    otherwise none of them is held while another kdbus lock is taken.
 //!    Iteration over a bus's connections or monitors holds `Bus::inner` only
 //!    to find the next one ([`bus::Bus::conn_after`]).
-//! 4. `Connection::inner`: the queue, the method-call windows (whose
-//!    [`reply::Reply`] states it guards through `LockedBy`), the counters.
-//!    Never nested in another connection's, nor in any lock of level 3. It
-//!    may be held while taking `Pool::inner` and `DelayedWork::held`. A
-//!    synchronous caller sleeping for its reply and disconnect waiting for
-//!    running ioctls release it while they sleep.
-//! 5. `Pool::inner` (mutex: slice allocator and receive quotas): a leaf.
-//!    Writing into a pool's pages takes none of our locks (the writer owns
-//!    its slice).
-//! 6. `DelayedWork::held` (spinlock): a leaf, held around queueing the
-//!    timeout worker.
-//! 7. `Handle::state` (spinlock): innermost, held only to read or set a
+//! 5. `Bus::policy`, `Endpoint::policy` (mutexes of the policy databases):
+//!    leaves, queried with no other kdbus lock held.
+//! 6. `Connection::inner`: the queue, the match database, the method-call
+//!    windows (whose [`reply::Reply`] states it guards through `LockedBy`),
+//!    the counters. Never nested in another connection's. It may be held
+//!    while taking `Pool::inner` and `DelayedWork::held`. A synchronous
+//!    caller sleeping for its reply and disconnect waiting for running
+//!    ioctls release it while they sleep.
+//! 7. `Pool::inner` (mutex: slice allocator and receive quotas),
+//!    `Bus::notifications` (mutex: the notification queue) and
+//!    `DelayedWork::held` (spinlock, around queueing the timeout worker):
+//!    leaves. Writing into a pool's pages takes none of our locks (the
+//!    writer owns its slice).
+//! 8. `Handle::state` (spinlock): innermost, held only to read or set a
 //!    handle's state; `mmap` (under `mmap_lock`) and `poll` take it, then
 //!    release it before anything else (`poll` then takes
 //!    `Connection::inner` to see whether input is waiting).
