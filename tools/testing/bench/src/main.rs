@@ -160,6 +160,19 @@ fn human(n: usize) -> String {
     }
 }
 
+/// `MemAvailable` of a `/proc/meminfo` text, in KiB.
+fn parse_mem_available(meminfo: &str) -> Option<i64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn mem_available_kib() -> Option<i64> {
+    parse_mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
 fn ncpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -632,6 +645,7 @@ fn main() -> ExitCode {
         if let Err(f) = &fan {
             println!("kdbus-bench: fan-out setup failed: {f}");
         }
+        let mem0 = mem_available_kib();
         for &n in &FANOUT_SIZES {
             let t_setup = Instant::now();
             let ready = match &mut fan {
@@ -652,8 +666,12 @@ fn main() -> ExitCode {
                 fan_deliv: start,
             };
             if ready.is_ok() {
+                let used = match (mem0, mem_available_kib()) {
+                    (Some(a), Some(b)) => format!(", MemAvailable down {} MiB", (a - b) >> 10),
+                    _ => String::new(),
+                };
                 eprintln!(
-                    "[{:6.1} s] fan-out: {} receivers on the bus ({:.1} s to add them)",
+                    "[{:6.1} s] fan-out: {} receivers on the bus ({:.1} s to add them{used})",
                     elapsed(),
                     n,
                     t_setup.elapsed().as_secs_f64()
@@ -1067,5 +1085,35 @@ fn bench_lines_more(name: &[NameRow], fan: &[FanoutRow]) {
             err_field("delivered_error", &r.fan_deliv),
             err_field("unicast_delivered_error", &r.uni_deliv),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_parses() {
+        let m = "MemTotal:        1003456 kB\nMemFree:          900000 kB\nMemAvailable:     912340 kB\n";
+        assert_eq!(parse_mem_available(m), Some(912340));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        assert!(mem_available_kib().is_some());
+    }
+
+    #[test]
+    fn formats() {
+        let o = Outcome::Done(Stat {
+            rounds: vec![timing::Sample {
+                iters: 1000,
+                secs: 0.5,
+            }],
+        });
+        assert_eq!(fmt_us(&o), "500.0 ±0% ");
+        assert_eq!(val(&o, us, 2), "500.00");
+        assert_eq!(fmt_us(&Outcome::Skipped), "-");
+        let f = Outcome::Failed(Failure::bad("RECV", "t", "x"));
+        assert_eq!(fmt_us(&f), "RECV:BAD");
+        assert_eq!(bench_ratio(&o, &o), "1.000");
+        assert_eq!(bench_ratio(&f, &o), "error");
     }
 }
