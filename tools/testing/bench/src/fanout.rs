@@ -132,7 +132,7 @@ pub struct Fanout {
     receivers: Vec<Connection>,
     params: BloomParams,
     filter: BloomFilter,
-    _bus: Bus,
+    bus: Bus,
 }
 
 impl Fanout {
@@ -156,7 +156,7 @@ impl Fanout {
             receivers: Vec::with_capacity(max_receivers),
             filter: signal_filter(params),
             params,
-            _bus: bus,
+            bus,
         })
     }
 
@@ -165,7 +165,7 @@ impl Fanout {
         while self.receivers.len() < n {
             let i = self.receivers.len();
             let who = format!("fan-out receiver {i}");
-            let c = hello(&self._bus, &who)?;
+            let c = hello(&self.bus, &who)?;
             let mask = receiver_mask(i, self.params, &self.filter);
             c.match_add(&MatchRule::new(1).bloom_mask(&mask))
                 .map_err(|e| Failure::sys("MATCH_ADD", who, e))?;
