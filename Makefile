@@ -2,7 +2,7 @@
 #
 #   make demo    the main job: build everything, boot the VM, show a bus working
 #   make check   every test: host tests, then the VM suite on the debug kernel
-#   make bench   kdbus-bench in the release VM (ratios against AF_UNIX)
+#   make bench   kdbus-bench in the release VM (ratios against AF_UNIX, name vs id, fan-out vs unicast)
 #   make fuzz    kdbus-fuzz in the debug VM for DURATION seconds (default 60)
 #
 # (The module itself is built by Kbuild: `make -C <kernel> M=$(CURDIR)` reads

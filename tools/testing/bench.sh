@@ -3,7 +3,7 @@
 #
 # Usage: tools/testing/bench.sh [--budget SECS] [--ko PATH] [--log FILE] [--verbose] [-- ARGS...]
 #
-#   --budget SECS  measurement time kdbus-bench aims at (default 120); the
+#   --budget SECS  measurement time kdbus-bench aims at (default 200); the
 #                  VM timeout is derived from it
 #   --ko PATH      boot this kdbus.ko instead of building one
 #                  (tools/testing/build-module.sh release)
@@ -25,7 +25,7 @@ set -euo pipefail
 usage() { sed -n '4,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "bench: $*" >&2; }
 
-budget=120 ko='' log=$KDBUS_ROOT/build/bench/vm.log verbose=0 bench_args=()
+budget=200 ko='' log=$KDBUS_ROOT/build/bench/vm.log verbose=0 bench_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --budget)  budget=${2:?--budget needs seconds}; shift 2 ;;

@@ -32,7 +32,7 @@ const MSG_TIMEOUT: usize = MSG_COOKIE + 8;
 const SEND_SIZE: usize = size_of::<uapi::kdbus_cmd_send>();
 const SEND_MSG_ADDR: usize = offset_of!(uapi::kdbus_cmd_send, msg_address);
 const SEND_REPLY: usize = offset_of!(uapi::kdbus_cmd_send, reply);
-const RECV_SIZE: usize = size_of::<uapi::kdbus_cmd_recv>();
+pub(crate) const RECV_SIZE: usize = size_of::<uapi::kdbus_cmd_recv>();
 const RECV_MSG: usize = offset_of!(uapi::kdbus_cmd_recv, msg);
 const INFO_OFFSET: usize = offset_of!(uapi::kdbus_msg_info, offset);
 const INFO_SIZE: usize = offset_of!(uapi::kdbus_msg_info, msg_size);
@@ -43,9 +43,12 @@ const _: () = assert!(SEND_SIZE == 56 && RECV_SIZE == 64);
 const ITEM_VEC: u64 = uapi::KDBUS_ITEM_PAYLOAD_VEC as u64;
 const ITEM_OFF: u64 = uapi::KDBUS_ITEM_PAYLOAD_OFF as u64;
 const ITEM_MEMFD: u64 = uapi::KDBUS_ITEM_PAYLOAD_MEMFD as u64;
+const ITEM_DST_NAME: u64 = uapi::KDBUS_ITEM_DST_NAME as u64;
+pub(crate) const ITEM_BLOOM_FILTER: u64 = uapi::KDBUS_ITEM_BLOOM_FILTER as u64;
+pub(crate) const MSG_SIGNAL: u64 = uapi::KDBUS_MSG_SIGNAL as u64;
 const EXPECT_REPLY: u64 = uapi::KDBUS_MSG_EXPECT_REPLY as u64;
 const SYNC_REPLY: u64 = uapi::KDBUS_SEND_SYNC_REPLY as u64;
-const PAYLOAD_DBUS: u64 = uapi::KDBUS_PAYLOAD_DBUS;
+pub(crate) const PAYLOAD_DBUS: u64 = uapi::KDBUS_PAYLOAD_DBUS;
 /// Offset of the first vector's `address` in a message with one VEC item.
 const VEC_ADDR: usize = MSG_HDR + 16 + 8;
 
@@ -85,19 +88,34 @@ impl Peers {
             _bus: bus,
         })
     }
+
+    /// The server acquires the well-known `name` (for calls by name).
+    pub fn own_name(&self, name: &str) -> Result<(), Failure> {
+        self.server
+            .name_acquire(name, 0)
+            .map(drop)
+            .map_err(|e| Failure::sys("NAME_ACQUIRE", "server", e).also(name))
+    }
+
+    /// The server releases `name` again.
+    pub fn release_name(&self, name: &str) -> Result<(), Failure> {
+        self.server
+            .name_release(name)
+            .map_err(|e| Failure::sys("NAME_RELEASE", "server", e).also(name))
+    }
 }
 
 /// A message and the SEND command pointing at it. Both buffers live on the
 /// heap and are never resized after construction, so the address stored in
 /// `msg_address` stays valid.
-struct Outgoing {
-    msg: CmdBuf,
+pub(crate) struct Outgoing {
+    pub(crate) msg: CmdBuf,
     cmd: CmdBuf,
 }
 
 impl Outgoing {
     /// A message whose items are added by `items`.
-    fn new(items: impl FnOnce(&mut CmdBuf)) -> Self {
+    pub(crate) fn new(items: impl FnOnce(&mut CmdBuf)) -> Self {
         let mut msg = CmdBuf::new(MSG_HDR);
         items(&mut msg);
         msg.set_u64(MSG_PAYLOAD_TYPE, PAYLOAD_DBUS);
@@ -111,6 +129,24 @@ impl Outgoing {
     fn with_vec(len: usize, addr: u64) -> Self {
         Self::new(|m| {
             m.push_u64s(ITEM_VEC, &[len as u64, addr]);
+        })
+    }
+
+    /// One PAYLOAD_VEC of `len` bytes at `addr`, then a DST_NAME item with
+    /// `name` (the vector stays the first item, at [`VEC_ADDR`]).
+    fn with_vec_to_name(len: usize, addr: u64, name: &str) -> Self {
+        Self::new(|m| {
+            m.push_u64s(ITEM_VEC, &[len as u64, addr]);
+            m.push_str(ITEM_DST_NAME, name);
+        })
+    }
+
+    /// A signal: one PAYLOAD_VEC of `len` bytes at `addr`, then a
+    /// BLOOM_FILTER item with `filter` (its `item_payload`).
+    pub(crate) fn signal(len: usize, addr: u64, filter: &[u8]) -> Self {
+        Self::new(|m| {
+            m.push_u64s(ITEM_VEC, &[len as u64, addr]);
+            m.push_item(ITEM_BLOOM_FILTER, filter);
         })
     }
 
@@ -129,7 +165,7 @@ impl Outgoing {
     /// KDBUS_CMD_SEND; returns `reply.offset` and `reply.msg_size`
     /// (meaningful for sync calls).
     #[allow(clippy::too_many_arguments)]
-    fn send(
+    pub(crate) fn send(
         &mut self,
         conn: &Connection,
         msg_flags: u64,
@@ -157,7 +193,7 @@ impl Outgoing {
 }
 
 /// KDBUS_CMD_RECV: `Ok(Some(offset))`, or `Ok(None)` on `EAGAIN`.
-fn recv(conn: &Connection, cmd: &mut CmdBuf) -> Result<Option<u64>, Errno> {
+pub(crate) fn recv(conn: &Connection, cmd: &mut CmdBuf) -> Result<Option<u64>, Errno> {
     for w in 1..RECV_SIZE / 8 {
         cmd.set_u64(8 * w, 0);
     }
@@ -169,12 +205,12 @@ fn recv(conn: &Connection, cmd: &mut CmdBuf) -> Result<Option<u64>, Errno> {
 }
 
 /// What a message in a pool says, as far as the benchmark cares.
-struct Received {
+pub(crate) struct Received {
     off: u64,
-    flags: u64,
+    pub(crate) flags: u64,
     src_id: u64,
-    payload_type: u64,
-    cookie: u64,
+    pub(crate) payload_type: u64,
+    pub(crate) cookie: u64,
     cookie_reply: u64,
     /// The first PAYLOAD_OFF: (size, offset relative to the message).
     vec: Option<(u64, u64)>,
@@ -186,7 +222,7 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
 }
 
-fn parse(conn: &Connection, off: u64, who: &str) -> Result<Received, Failure> {
+pub(crate) fn parse(conn: &Connection, off: u64, who: &str) -> Result<Received, Failure> {
     let bad = |d: String| Failure::bad("RECV", who, d);
     let hdr = conn
         .pool_bytes(off, MSG_HDR as u64)
@@ -223,7 +259,7 @@ fn parse(conn: &Connection, off: u64, who: &str) -> Result<Received, Failure> {
 
 impl Received {
     /// The bytes of the first PAYLOAD_OFF vector.
-    fn payload<'a>(&self, conn: &'a Connection, who: &str) -> Result<&'a [u8], Failure> {
+    pub(crate) fn payload<'a>(&self, conn: &'a Connection, who: &str) -> Result<&'a [u8], Failure> {
         let (size, rel) = self
             .vec
             .ok_or_else(|| Failure::bad("RECV", who, "no PAYLOAD_OFF item"))?;
@@ -397,10 +433,22 @@ where
     })
 }
 
-/// One call from the client: SEND `out` to the server, get the reply (sync
-/// or async), check it with `check_reply`, FREE it.
+/// How a call addresses the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dst<'a> {
+    /// `dst_id` = the server's unique ID.
+    Id,
+    /// `dst_id` = 0 and a `KDBUS_ITEM_DST_NAME` with this name, which the
+    /// server owns.
+    Name(&'a str),
+}
+
+/// One call from the client: SEND `out` to the server (`dst_id` as given:
+/// its ID, or 0 with a DST_NAME item in `out`), get the reply (sync or
+/// async), check it with `check_reply`, FREE it.
 fn call(
     peers: &Peers,
+    dst_id: u64,
     out: &mut Outgoing,
     how: Call,
     cookie: u64,
@@ -414,7 +462,7 @@ fn call(
     };
     let deadline = monotonic_ns() + CALL_TIMEOUT_NS;
     let (roff, rsize) = out
-        .send(c, EXPECT_REPLY, peers.server.id(), cookie, deadline, flags)
+        .send(c, EXPECT_REPLY, dst_id, cookie, deadline, flags)
         .map_err(|e| Failure::sys("SEND", who, e))?;
     let roff = match how {
         Call::Sync if rsize < MSG_HDR as u64 => {
@@ -445,14 +493,30 @@ fn call(
 
 /// Method-call round trips with `len` bytes each way.
 pub fn rtt(peers: &Peers, len: usize, how: Call, slice: Duration) -> Result<Sample, Failure> {
+    rtt_to(peers, Dst::Id, len, how, slice)
+}
+
+/// Method-call round trips with `len` bytes each way, addressed as `dst`
+/// says.
+pub fn rtt_to(
+    peers: &Peers,
+    dst: Dst,
+    len: usize,
+    how: Call,
+    slice: Duration,
+) -> Result<Sample, Failure> {
     let req = data::payload(len);
-    let mut out = Outgoing::with_vec(len, req.as_ptr() as u64);
+    let addr = req.as_ptr() as u64;
+    let (dst_id, mut out) = match dst {
+        Dst::Id => (peers.server.id(), Outgoing::with_vec(len, addr)),
+        Dst::Name(n) => (0, Outgoing::with_vec_to_name(len, addr, n)),
+    };
     let mut rcmd = CmdBuf::new(RECV_SIZE);
     let mut cookie = 0u64;
     with_server(peers, Serve::Echo { len }, || {
         run_for(slice, 10, || {
             cookie += 1;
-            call(peers, &mut out, how, cookie, &mut rcmd, |p| {
+            call(peers, dst_id, &mut out, how, cookie, &mut rcmd, |p| {
                 check("client", p, len)
             })
         })
@@ -474,7 +538,8 @@ pub fn memfd(
     with_server(peers, Serve::Memfd { len, touch }, || {
         run_for(slice, 2, || {
             cookie += 1;
-            call(peers, &mut out, Call::Sync, cookie, &mut rcmd, |p| {
+            let dst = peers.server.id();
+            call(peers, dst, &mut out, Call::Sync, cookie, &mut rcmd, |p| {
                 if p == ACK {
                     Ok(())
                 } else {
@@ -530,6 +595,21 @@ mod tests {
             9
         );
         assert_eq!(RECV_MSG + INFO_OFFSET, 40);
+
+        let n = Outgoing::with_vec_to_name(8, data.as_ptr() as u64, "org.kdbus.bench.Echo");
+        let nb = n.msg.as_bytes();
+        assert_eq!(u64_at(nb, VEC_ADDR), data.as_ptr() as u64);
+        let items = parse_bytes(nb);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].0, ITEM_DST_NAME);
+        assert_eq!(&items[1].1[..21], b"org.kdbus.bench.Echo\0");
+
+        let f = [0xa5u8; 72];
+        let g = Outgoing::signal(8, data.as_ptr() as u64, &f);
+        let items = parse_bytes(g.msg.as_bytes());
+        assert_eq!(items.len(), 2);
+        assert_eq!((items[0].0, items[1].0), (ITEM_VEC, ITEM_BLOOM_FILTER));
+        assert_eq!(items[1].1, f);
         assert_eq!(SEND_REPLY + INFO_SIZE, 40);
     }
 

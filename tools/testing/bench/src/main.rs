@@ -9,12 +9,19 @@
 //! 2. Passing 1, 16 and 64 MiB in a sealed memfd (`PAYLOAD_MEMFD` in a sync
 //!    call; the receiver maps and touches it) against copying the same bytes
 //!    through a `SOCK_STREAM` pair.
+//! 3. A synchronous 8-byte call addressed to a well-known name the server
+//!    owns (`KDBUS_ITEM_DST_NAME`) against the same call by `dst_id`.
+//! 4. Broadcast fan-out: one signal to 10, 100 and 1000 connections of
+//!    which 1% (at least one) match, SEND time and time until every
+//!    matching receiver has RECVed it, against a unicast signal to one
+//!    receiver on the same bus (see `fanout`).
 //!
 //! See `USAGE`. Exits 1 only when a measurement failed (never because of a
 //! ratio), 2 on bad usage.
 
 mod clock;
 mod data;
+mod fanout;
 mod kbench;
 mod sock;
 mod timing;
@@ -24,30 +31,46 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use data::{Pin, Touch};
-use kbench::{Call, Peers};
+use fanout::{Fanout, Target};
+use kbench::{Call, Dst, Peers};
 use timing::{Failure, Outcome, Sample, Stat};
 
 const RTT_PAYLOADS: [usize; 3] = [8, 4 << 10, 64 << 10];
 const MEMFD_SIZES: [usize; 3] = [1 << 20, 16 << 20, 64 << 20];
+const FANOUT_SIZES: [usize; 3] = [10, 100, 1000];
+/// The payload of the call by name and by id.
+const NAME_PAYLOAD: usize = 8;
+/// The well-known name the server owns for the calls by name.
+const SERVER_NAME: &str = "org.kdbus.bench.Echo";
+/// Default of `--budget`.
+const DEFAULT_BUDGET: f64 = 200.0;
+
+/// The parts, in the order they run, with their weights in the budget.
+const PARTS: [(&str, f64); 4] = [("rtt", 4.0), ("memfd", 4.0), ("name", 1.0), ("fanout", 4.0)];
 
 const USAGE: &str = "\
-usage: kdbus-bench [--budget SECS] [--rounds N] [--only rtt|memfd] [--baseline-only]
+usage: kdbus-bench [--budget SECS] [--rounds N] [--only PART[,PART...]] [--baseline-only]
                    [--pin same|split|none] [--mount PATH] [--verbose]
 
-  --budget SECS    time the measurements aim to take in total (default 120);
-                   iterations are scaled to it (a part that fails or is
-                   skipped does not use its share)
+  --budget SECS    time the measurements aim to take in total (default 200:
+                   rtt, memfd and fanout 4/13 each, name 1/13); iterations
+                   are scaled to it (a part that fails or is skipped does
+                   not use its share; setting up the fan-out connections
+                   is not counted)
   --rounds N       interleaved rounds per measurement (default 5); the
                    median round counts
-  --only PART      run only the round trips (rtt) or the memfd part (memfd)
+  --only PARTS     run only these parts (comma-separated): rtt (round
+                   trips), memfd, name (call by name vs by id), fanout
+                   (broadcast fan-out vs unicast)
   --baseline-only  only the AF_UNIX baselines (and memfd creation): runs
-                   anywhere, no kdbus needed
+                   anywhere, no kdbus needed (name and fanout have none)
   --pin MODE       where the client (measuring) and server threads run:
                    same: both on CPU 0; split: client on CPU 0, server on
                    CPU 1; none: wherever the scheduler puts them. Default:
-                   everything with same (BENCH rtt / memfd lines), then
+                   rtt and memfd with same (BENCH rtt / memfd lines), then
                    again with split (BENCH rtt_2cpu / memfd_2cpu lines);
-                   with --pin, only that mode (BENCH rtt / memfd lines)
+                   name and fanout with same only; with --pin, everything
+                   in that mode only (BENCH rtt / memfd lines)
   --mount PATH     kdbusfs mount point (default /sys/fs/kdbus)
   --verbose        print every round's iterations and time (stderr)
 
@@ -58,6 +81,8 @@ struct Opts {
     rounds: u32,
     rtt: bool,
     memfd: bool,
+    name: bool,
+    fanout: bool,
     kdbus: bool,
     verbose: bool,
     mount: String,
@@ -66,10 +91,12 @@ struct Opts {
 
 fn parse_args() -> Result<Opts, String> {
     let mut o = Opts {
-        budget: 120.0,
+        budget: DEFAULT_BUDGET,
         rounds: 5,
         rtt: true,
         memfd: true,
+        name: true,
+        fanout: true,
         kdbus: true,
         verbose: false,
         mount: "/sys/fs/kdbus".into(),
@@ -93,11 +120,19 @@ fn parse_args() -> Result<Opts, String> {
                     .filter(|r| (1..=100).contains(r))
                     .ok_or("--rounds needs a number from 1 to 100")?;
             }
-            "--only" => match val("--only")?.as_str() {
-                "rtt" => o.memfd = false,
-                "memfd" => o.rtt = false,
-                other => return Err(format!("--only rtt|memfd, not {other}")),
-            },
+            "--only" => {
+                let v = val("--only")?;
+                (o.rtt, o.memfd, o.name, o.fanout) = (false, false, false, false);
+                for part in v.split(',') {
+                    match part {
+                        "rtt" => o.rtt = true,
+                        "memfd" => o.memfd = true,
+                        "name" => o.name = true,
+                        "fanout" => o.fanout = true,
+                        other => return Err(format!("--only rtt,memfd,name,fanout, not {other}")),
+                    }
+                }
+            }
             "--baseline-only" => o.kdbus = false,
             "--pin" => {
                 let v = val("--pin")?;
@@ -123,6 +158,19 @@ fn human(n: usize) -> String {
     } else {
         format!("{n} B")
     }
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in KiB.
+fn parse_mem_available(meminfo: &str) -> Option<i64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn mem_available_kib() -> Option<i64> {
+    parse_mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
 }
 
 fn ncpus() -> usize {
@@ -198,6 +246,23 @@ fn fmt_rate(o: &Outcome) -> String {
         (_, Some(s)) => format!("{:.0} ±{:.0}%{}", s.per_s(), s.spread_pct(), noisy_mark(s)),
         _ => "-".into(),
     }
+}
+
+fn fmt_us(o: &Outcome) -> String {
+    match (o, o.stat()) {
+        (Outcome::Failed(f), _) => f.code(),
+        (_, Some(s)) => format!(
+            "{:.1} ±{:.0}%{}",
+            s.ms() * 1e3,
+            s.spread_pct(),
+            noisy_mark(s)
+        ),
+        _ => "-".into(),
+    }
+}
+
+fn us(s: &Stat) -> f64 {
+    s.ms() * 1e3
 }
 
 fn fmt_ms(o: &Outcome) -> String {
@@ -278,6 +343,25 @@ struct RttRow {
     socket: Outcome,
     sync: Outcome,
     asyn: Outcome,
+}
+
+struct NameRow {
+    pin: Pin,
+    len: usize,
+    by_id: Outcome,
+    by_name: Outcome,
+}
+
+struct FanoutRow {
+    pin: Pin,
+    /// Receivers on the bus.
+    n: usize,
+    /// Of which match the signal.
+    matching: usize,
+    uni_send: Outcome,
+    fan_send: Outcome,
+    uni_deliv: Outcome,
+    fan_deliv: Outcome,
 }
 
 struct MemfdRow {
@@ -367,16 +451,36 @@ fn main() -> ExitCode {
         }
     };
 
-    let parts = o.rtt as u32 + o.memfd as u32;
-    let part_budget = o.budget / parts.max(1) as f64 / passes.len() as f64;
-    let slice =
-        |cells: usize| Duration::from_secs_f64(part_budget / cells as f64 / 3.0 / o.rounds as f64);
+    // The kdbus-only parts do not run (nor take a share) without kdbus.
+    let (do_name, do_fanout) = (o.name && o.kdbus, o.fanout && o.kdbus);
+    let enabled = |part: &str| match part {
+        "rtt" => o.rtt,
+        "memfd" => o.memfd,
+        "name" => do_name,
+        _ => do_fanout,
+    };
+    let weights: f64 = PARTS
+        .iter()
+        .filter(|(p, _)| enabled(p))
+        .map(|(_, w)| w)
+        .sum();
+    let share = |part: &str| {
+        let w = PARTS
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map_or(0.0, |(_, w)| *w);
+        o.budget * w / weights.max(1.0)
+    };
+    // A part's share is spread over its passes, cells, variants and rounds.
+    let slice = |part: &str, passes: usize, cells: usize, variants: usize| {
+        Duration::from_secs_f64(share(part) / (passes * cells * variants) as f64 / o.rounds as f64)
+    };
     let mut fatal: Option<Failure> = None;
 
     // --- 1. round trips ----------------------------------------------------
     let mut rtt_rows = Vec::new();
     if o.rtt {
-        let sl = slice(RTT_PAYLOADS.len());
+        let sl = slice("rtt", passes.len(), RTT_PAYLOADS.len(), 3);
         for &(pin, suffix) in &passes {
             if let Err(f) = pin.apply() {
                 fatal = Some(f);
@@ -418,7 +522,7 @@ fn main() -> ExitCode {
     // --- 2. memfds -----------------------------------------------------------
     let mut memfd_rows = Vec::new();
     if o.memfd && fatal.is_none() {
-        let sl = slice(MEMFD_SIZES.len());
+        let sl = slice("memfd", passes.len(), MEMFD_SIZES.len(), 3);
         // The payloads and their sealed memfds, made once per size.
         let inputs: Vec<_> = MEMFD_SIZES
             .iter()
@@ -477,11 +581,144 @@ fn main() -> ExitCode {
             }
         }
     }
+    // The single-pass parts run with the first (canonical) placement.
+    let (pin0, _) = passes[0];
+    if (do_name || do_fanout) && fatal.is_none() {
+        if let Err(f) = pin0.apply() {
+            fatal = Some(f);
+        }
+    }
+
+    // --- 3. call by name vs by id --------------------------------------------
+    let mut name_rows = Vec::new();
+    if do_name && fatal.is_none() {
+        let sl = slice("name", 1, 1, 2);
+        let mut row = NameRow {
+            pin: pin0,
+            len: NAME_PAYLOAD,
+            by_id: kdbus_start(),
+            by_name: kdbus_start(),
+        };
+        let owned = match p {
+            Some(p) => p.own_name(SERVER_NAME).map(|()| true),
+            None => Ok(false),
+        };
+        if let Err(f) = &owned {
+            row.by_name = Outcome::Failed(f.clone());
+        }
+        let len = NAME_PAYLOAD;
+        let mut run_id = |s: Duration| kbench::rtt_to(p.unwrap(), Dst::Id, len, Call::Sync, s);
+        let mut run_name =
+            |s: Duration| kbench::rtt_to(p.unwrap(), Dst::Name(SERVER_NAME), len, Call::Sync, s);
+        measure_cell(
+            &o,
+            &format!("name_call {}", human(len)),
+            sl,
+            &mut [
+                ("by id", &mut row.by_id, &mut run_id),
+                ("by name", &mut row.by_name, &mut run_name),
+            ],
+        );
+        if let (Ok(true), Some(p)) = (&owned, p) {
+            if let Err(f) = p.release_name(SERVER_NAME) {
+                if row.by_name.runnable() {
+                    row.by_name = Outcome::Failed(f);
+                }
+            }
+        }
+        eprintln!(
+            "[{:6.1} s] call by name vs by id, {}, CPUs {}: done",
+            elapsed(),
+            human(len),
+            pin0.cpus()
+        );
+        name_rows.push(row);
+    }
     drop(peers);
+
+    // --- 4. broadcast fan-out ------------------------------------------------
+    let mut fanout_rows = Vec::new();
+    if do_fanout && fatal.is_none() {
+        let sl = slice("fanout", 1, FANOUT_SIZES.len(), 4);
+        let max = FANOUT_SIZES.iter().copied().max().unwrap_or(0);
+        let mut fan = Fanout::setup(&o.mount, max);
+        if let Err(f) = &fan {
+            println!("kdbus-bench: fan-out setup failed: {f}");
+        }
+        let mem0 = mem_available_kib();
+        for &n in &FANOUT_SIZES {
+            let t_setup = Instant::now();
+            let ready = match &mut fan {
+                Ok(fan) => fan.grow(n),
+                Err(f) => Err(f.clone()),
+            };
+            let start = match &ready {
+                Ok(()) => Outcome::Done(Stat::default()),
+                Err(f) => Outcome::Failed(f.clone()),
+            };
+            let mut row = FanoutRow {
+                pin: pin0,
+                n,
+                matching: fanout::matchers(n),
+                uni_send: start.clone(),
+                fan_send: start.clone(),
+                uni_deliv: start.clone(),
+                fan_deliv: start,
+            };
+            if ready.is_ok() {
+                let used = match (mem0, mem_available_kib()) {
+                    (Some(a), Some(b)) => format!(", MemAvailable down {} MiB", (a - b) >> 10),
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "[{:6.1} s] fan-out: {} receivers on the bus ({:.1} s to add them{used})",
+                    elapsed(),
+                    n,
+                    t_setup.elapsed().as_secs_f64()
+                );
+            }
+            let f = fan.as_ref().ok();
+            let mut run_us = |s: Duration| f.unwrap().send_only(Target::Unicast, s);
+            let mut run_fs = |s: Duration| f.unwrap().send_only(Target::Broadcast, s);
+            let mut run_ud = |s: Duration| f.unwrap().delivered(Target::Unicast, s);
+            let mut run_fd = |s: Duration| f.unwrap().delivered(Target::Broadcast, s);
+            measure_cell(
+                &o,
+                &format!("fanout {n}"),
+                sl,
+                &mut [
+                    ("unicast send", &mut row.uni_send, &mut run_us),
+                    ("fan-out send", &mut row.fan_send, &mut run_fs),
+                    ("unicast delivered", &mut row.uni_deliv, &mut run_ud),
+                    ("fan-out delivered", &mut row.fan_deliv, &mut run_fd),
+                ],
+            );
+            eprintln!(
+                "[{:6.1} s] broadcast fan-out to {n} ({} matching), CPUs {}: done",
+                elapsed(),
+                row.matching,
+                pin0.cpus()
+            );
+            fanout_rows.push(row);
+        }
+        let t_close = Instant::now();
+        let had = fan.as_ref().map_or(0, Fanout::len);
+        drop(fan);
+        if had > 0 {
+            eprintln!(
+                "[{:6.1} s] fan-out: {had} receivers closed in {:.1} s",
+                elapsed(),
+                t_close.elapsed().as_secs_f64()
+            );
+        }
+    }
 
     report_rtt(&rtt_rows);
     report_memfd(&memfd_rows);
+    report_name(&name_rows);
+    report_fanout(&fanout_rows);
     bench_lines(&rtt_rows, &memfd_rows);
+    bench_lines_more(&name_rows, &fanout_rows);
 
     // --- failures --------------------------------------------------------------
     let mut failures: Vec<(String, &Failure)> = Vec::new();
@@ -513,6 +750,25 @@ fn main() -> ExitCode {
         ] {
             if let Outcome::Failed(f) = out {
                 failures.push((format!("{} {} {what}", r.tag, human(r.len)), f));
+            }
+        }
+    }
+    for r in &name_rows {
+        for (what, out) in [("by id", &r.by_id), ("by name", &r.by_name)] {
+            if let Outcome::Failed(f) = out {
+                failures.push((format!("name_call {} {what}", human(r.len)), f));
+            }
+        }
+    }
+    for r in &fanout_rows {
+        for (what, out) in [
+            ("unicast send", &r.uni_send),
+            ("fan-out send", &r.fan_send),
+            ("unicast delivered", &r.uni_deliv),
+            ("fan-out delivered", &r.fan_deliv),
+        ] {
+            if let Outcome::Failed(f) = out {
+                failures.push((format!("fanout {} {what}", r.n), f));
             }
         }
     }
@@ -695,5 +951,169 @@ fn bench_lines(rtt: &[RttRow], memfd: &[MemfdRow]) {
                 bench_ratio(&b.ends, &a.ends),
             );
         }
+    }
+}
+
+fn report_name(rows: &[NameRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!("Method calls to a well-known name vs by ID, calls per second (higher is better).");
+    println!(
+        "Both: the kdbus sync call of the round-trip table ({} B); by id: dst_id = the server's",
+        NAME_PAYLOAD
+    );
+    println!(
+        "ID; by name: dst_id 0 and KDBUS_ITEM_DST_NAME {SERVER_NAME}, which the server owns (the"
+    );
+    println!("reply goes back by ID). ratio = time per call by name / time per call by id.");
+    println!();
+    println!(
+        "{:>8}  {:>4}  {:>16}  {:>16}  {:>6}",
+        "payload", "CPUs", "by id/s", "by name/s", "ratio"
+    );
+    for r in rows {
+        println!(
+            "{:>8}  {:>4}  {:>16}  {:>16}  {:>6}",
+            human(r.len),
+            r.pin.cpus(),
+            fmt_rate(&r.by_id),
+            fmt_rate(&r.by_name),
+            fmt_ratio(ratio(&r.by_name, &r.by_id)),
+        );
+    }
+    noisy_note(rows.iter().flat_map(|r| [&r.by_id, &r.by_name]));
+}
+
+fn report_fanout(rows: &[FanoutRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!("Broadcast fan-out vs unicast, µs per signal (lower is better).");
+    println!(
+        "One process: a sender and N receivers on a bus of their own (pools of {} KiB); every",
+        fanout::RECEIVER_POOL >> 10
+    );
+    println!(
+        "{}th receiver (1%, at least one) has a match entry whose bloom mask accepts the signal",
+        fanout::MATCH_EVERY
+    );
+    println!(
+        "(type=signal, interface={}, member={}), the others one for another member.",
+        fanout::IFACE,
+        fanout::MEMBER
+    );
+    println!(
+        "The signal: KDBUS_MSG_SIGNAL, {} B PAYLOAD_VEC, BLOOM_FILTER (64 B); fan-out: dst_id",
+        fanout::PAYLOAD
+    );
+    println!("KDBUS_DST_ID_BROADCAST; unicast: the same signal to one matching receiver by ID, same bus.");
+    println!(
+        "SEND: only the sender's SEND (batches of {} back to back, the receivers drained untimed);",
+        fanout::SEND_BATCH
+    );
+    println!("a broadcast SEND returns once every matching receiver has the message queued.");
+    println!(
+        "delivered: SEND until every matching receiver has RECVed (and FREEd) it: one receiver"
+    );
+    println!("thread polls the matching receivers, RECVs and FREEs, then acks on an eventfd the");
+    println!("sender blocks on (the ack's wake-up is in both). ratio = fan-out / unicast.");
+    println!();
+    println!(
+        "{:>5}  {:>8}  {:>4}  {:>13}  {:>13}  {:>6}  {:>13}  {:>13}  {:>6}",
+        "N",
+        "matching",
+        "CPUs",
+        "unicast SEND",
+        "fan-out SEND",
+        "ratio",
+        "unicast dlvd",
+        "fan-out dlvd",
+        "ratio"
+    );
+    for r in rows {
+        println!(
+            "{:>5}  {:>8}  {:>4}  {:>13}  {:>13}  {:>6}  {:>13}  {:>13}  {:>6}",
+            r.n,
+            r.matching,
+            r.pin.cpus(),
+            fmt_us(&r.uni_send),
+            fmt_us(&r.fan_send),
+            fmt_ratio(ratio(&r.fan_send, &r.uni_send)),
+            fmt_us(&r.uni_deliv),
+            fmt_us(&r.fan_deliv),
+            fmt_ratio(ratio(&r.fan_deliv, &r.uni_deliv)),
+        );
+    }
+    noisy_note(
+        rows.iter()
+            .flat_map(|r| [&r.uni_send, &r.fan_send, &r.uni_deliv, &r.fan_deliv]),
+    );
+}
+
+fn bench_lines_more(name: &[NameRow], fan: &[FanoutRow]) {
+    for r in name {
+        println!(
+            "BENCH name_call payload={} name_per_s={} id_per_s={} ratio={} cpus={}{}{}{}",
+            r.len,
+            val(&r.by_name, Stat::per_s, 0),
+            val(&r.by_id, Stat::per_s, 0),
+            bench_ratio(&r.by_name, &r.by_id),
+            r.pin.cpus(),
+            spread_field(&[&r.by_name, &r.by_id]),
+            err_field("name_error", &r.by_name),
+            err_field("id_error", &r.by_id),
+        );
+    }
+    for r in fan {
+        println!(
+            "BENCH fanout receivers={} matching={} send_us={} unicast_send_us={} send_ratio={} delivered_us={} unicast_delivered_us={} delivered_ratio={} cpus={}{}{}{}{}{}",
+            r.n,
+            r.matching,
+            val(&r.fan_send, us, 2),
+            val(&r.uni_send, us, 2),
+            bench_ratio(&r.fan_send, &r.uni_send),
+            val(&r.fan_deliv, us, 2),
+            val(&r.uni_deliv, us, 2),
+            bench_ratio(&r.fan_deliv, &r.uni_deliv),
+            r.pin.cpus(),
+            spread_field(&[&r.fan_send, &r.uni_send, &r.fan_deliv, &r.uni_deliv]),
+            err_field("send_error", &r.fan_send),
+            err_field("unicast_send_error", &r.uni_send),
+            err_field("delivered_error", &r.fan_deliv),
+            err_field("unicast_delivered_error", &r.uni_deliv),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_parses() {
+        let m = "MemTotal:        1003456 kB\nMemFree:          900000 kB\nMemAvailable:     912340 kB\n";
+        assert_eq!(parse_mem_available(m), Some(912340));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        assert!(mem_available_kib().is_some());
+    }
+
+    #[test]
+    fn formats() {
+        let o = Outcome::Done(Stat {
+            rounds: vec![timing::Sample {
+                iters: 1000,
+                secs: 0.5,
+            }],
+        });
+        assert_eq!(fmt_us(&o), "500.0 ±0% ");
+        assert_eq!(val(&o, us, 2), "500.00");
+        assert_eq!(fmt_us(&Outcome::Skipped), "-");
+        let f = Outcome::Failed(Failure::bad("RECV", "t", "x"));
+        assert_eq!(fmt_us(&f), "RECV:BAD");
+        assert_eq!(bench_ratio(&o, &o), "1.000");
+        assert_eq!(bench_ratio(&f, &o), "error");
     }
 }

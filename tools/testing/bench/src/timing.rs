@@ -135,6 +135,38 @@ where
     })
 }
 
+/// Like [`run_for`], for loops where only part of each iteration is timed:
+/// `iter` does `k` operations and returns `(k, seconds it timed)` (e.g. a
+/// batch of SENDs timed, then the receivers drained untimed). Warm-up as in
+/// `run_for` (at least one call, up to a tenth of the slice, not counted);
+/// then calls until the slice (wall clock, timed and untimed parts) is used
+/// up and at least `min_ops` operations were timed. The sample is the sum
+/// of the operations and of their timed seconds.
+pub fn run_timed<F>(slice: Duration, min_ops: u64, mut iter: F) -> Result<Sample, Failure>
+where
+    F: FnMut() -> Result<(u64, f64), Failure>,
+{
+    let start = Instant::now();
+    loop {
+        iter()?;
+        if start.elapsed() >= slice / 10 {
+            break;
+        }
+    }
+    let budget = slice.saturating_sub(start.elapsed());
+    let t0 = Instant::now();
+    let (mut n, mut secs) = (0u64, 0.0f64);
+    loop {
+        let (k, t) = iter()?;
+        n += k;
+        secs += t;
+        if n >= min_ops && t0.elapsed() >= budget {
+            break;
+        }
+    }
+    Ok(Sample { iters: n, secs })
+}
+
 /// The rounds of one measurement (interleaved with the other variants of
 /// the same cell, so that drift of the host hits all of them alike).
 #[derive(Debug, Clone, Default)]
@@ -249,6 +281,34 @@ mod tests {
         let f = r.unwrap_err();
         assert_eq!(f.code(), "SEND:EOPNOTSUPP");
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn run_timed_sums_only_the_timed_parts() {
+        let mut calls = 0u64;
+        let s = run_timed(Duration::from_millis(20), 100, || {
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(1));
+            Ok((4, 0.5))
+        })
+        .unwrap();
+        // Every timed call counted 4 operations and 0.5 s, whatever the
+        // wall clock said; the warm-up calls are not counted.
+        assert!(s.iters >= 100 && s.iters % 4 == 0, "{s:?}");
+        assert_eq!(s.secs, s.iters as f64 / 4.0 * 0.5);
+        assert!(calls > s.iters / 4, "{calls} {s:?}");
+        assert_eq!(s.per_s(), 8.0);
+        let mut n = 0;
+        let e = run_timed(Duration::from_secs(10), 1, || {
+            n += 1;
+            if n == 2 {
+                Err(Failure::bad("RECV", "t", "x"))
+            } else {
+                Ok((1, 0.1))
+            }
+        })
+        .unwrap_err();
+        assert_eq!(e.code(), "RECV:BAD");
     }
 
     #[test]
