@@ -20,10 +20,11 @@
 #              kept and named only when the run fails)
 #   --kernel   use this bzImage instead of the cached one of --flavour
 #
-# The guest boots with `tsc=reliable clocksource=tsc`: under TCG the kernel
-# would otherwise reject the TSC (no constant_tsc flag, two sockets) and run on
-# jiffies (4 ms steps, every clock read a system call). init checks that the
-# clocksource is tsc (status 94 otherwise).
+# The guest boots with `tsc=reliable clocksource=tsc tsc_early_khz=<the host's
+# TSC frequency>`: under TCG the kernel would otherwise reject the TSC (no
+# constant_tsc flag, two sockets) or fail to calibrate it on a busy host, and
+# run on jiffies (4 ms steps, every clock read a system call). init checks
+# that the clocksource is tsc (status 94 otherwise).
 #
 # Environment: KDBUS_VM_ACCEL=kvm|tcg skips the KVM probe (default: probe once
 # per host boot, cached in $KDBUS_CACHE/kvm-probe).
@@ -131,6 +132,36 @@ case "$accel" in
   *) say "KDBUS_VM_ACCEL must be kvm or tcg"; exit 2 ;;
 esac
 if [ "$accel" = kvm ]; then accel_args=(-enable-kvm -cpu host); else accel_args=(-accel tcg); fi
+
+# --- the guest's TSC frequency ------------------------------------------------
+# Under TCG the guest's TSC is the host's. The guest would calibrate it against
+# the emulated PIT, which fails on a busy host ("tsc: Unable to calibrate
+# against PIT"; no HPET without ACPI) and leaves the kernel on jiffies; so the
+# host measures its own TSC (host-tsc-khz.c) and the guest is told with
+# tsc_early_khz=. Kept per host boot (boot_id), like the KVM probe.
+host_tsc_khz() {
+  local cache=$KDBUS_CACHE/host-tsc-khz boot_id tmp khz=''
+  boot_id=$(cat /proc/sys/kernel/random/boot_id)
+  if [ -f "$cache" ] && [ "$(head -1 "$cache")" = "$boot_id" ]; then
+    sed -n 2p "$cache"; return
+  fi
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/kdbus-tsc.XXXXXX")
+  if cc -O2 -o "$tmp/host-tsc-khz" "$here/host-tsc-khz.c" 2>"$tmp/cc.log" &&
+     khz=$("$tmp/host-tsc-khz"); then
+    mkdir -p "$KDBUS_CACHE"
+    printf '%s\n%s\n' "$boot_id" "$khz" > "$cache.$$" && mv -f "$cache.$$" "$cache"
+  else
+    say "warning: could not measure the host's TSC frequency ($(head -3 "$tmp/cc.log" | tr '\n' ' ')); the guest calibrates it itself"
+  fi
+  rm -rf "$tmp"
+  echo "$khz"
+}
+case " $cmdline " in
+  *" tsc_early_khz="*) ;;
+  *) [ "$(uname -m)" != x86_64 ] || {
+       khz=$(host_tsc_khz)
+       [ -z "$khz" ] || append="${append/ tsc=reliable / tsc=reliable tsc_early_khz=$khz }"; } ;;
+esac
 
 # --- the run -------------------------------------------------------------------
 keep_log=1
