@@ -110,7 +110,7 @@ else
   echo "not ok - vm-suite (nothing to boot: module or test binary missing)"; failed=$((failed + 1))
 fi
 
-note "VM machinery self-test (real boots: hang, panic, WARNING, kmemleak, kdbus=0)"
+note "VM machinery self-test (real boots: hangs, boot limit, panic, WARNING, clocksource, vDSO, kmemleak)"
 if bash tools/testing/vm/test-vm.sh debug >"$out/vm-machinery.log" 2>&1; then :; else
   grep -a '^not ok' "$out/vm-machinery.log" | sed 's/^/#   /'; fi
 read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed/ {p=$1; f=$3} END {print p+0, f+0}' "$out/vm-machinery.log")
