@@ -8,6 +8,13 @@
 # kernel messages and the run script's output share one serial line, so a
 # report can start in the middle of a user line. The price is that test
 # programs must not print these words themselves.
+#
+# Expected, not trouble: a fault-injection report ("FAULT_INJECTION: forcing a
+# failure." and its parameters; with verbose=2 a stack dump follows, whose
+# "Call Trace:" line is excused when it comes within 8 lines of that header).
+# Everything else still counts in a fault run: a WARNING or BUG from the error
+# path, an oops, KASAN, lockdep, a hung task, kmemleak, the module's own
+# `BUG: kdbus: ... leaked` at unload.
 set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: check-log.sh LOGFILE" >&2; exit 2; }
@@ -35,12 +42,17 @@ patterns=(
   'INFO: lockdep'
   'DEBUG_LOCKS_WARN_ON'
   'sleeping function called from invalid context'
+  # hung tasks (DETECT_HUNG_TASK: "INFO: task X:PID blocked for more than N seconds.")
+  'blocked for more than'
   # KASAN ("BUG: KASAN: slab-use-after-free in ...")
   'KASAN'
   'UBSAN:'
   # kmemleak: the report init prints, and the kernel's own notice
   'unreferenced object'
   'suspected memory leak'
+  # kmemleak switched itself off: its report would be empty, not clean
+  'Kernel memory leak detector disabled'
+  'Cannot allocate a kmemleak_object'
   # WARN_ON, BUG_ON, soft lockups, scheduling while atomic, bad page state ...
   'BUG:'
   'WARNING:'
@@ -51,8 +63,10 @@ patterns=(
 # Serial logs have CRLF line ends and may hold NULs or escape codes; awk's
 # index() does fixed-string matching, so no pattern needs regex escaping.
 matches=$(tr -d '\r\000' < "$log" | LC_ALL=C awk -v pats="$(printf '%s\n' "${patterns[@]}")" '
-  BEGIN { n = split(pats, p, "\n") }
+  BEGIN { n = split(pats, p, "\n"); fault = -100 }
+  index($0, "FAULT_INJECTION: forcing a failure") { fault = NR }
   { for (i = 1; i <= n; i++) if (p[i] != "" && index($0, p[i])) {
+      if (p[i] == "Call Trace:" && NR - fault <= 8) break
       printf "line %d [%s]: %s\n", NR, p[i], $0; break } }')
 if [ -z "$matches" ]; then
   exit 0

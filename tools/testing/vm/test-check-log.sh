@@ -71,6 +71,33 @@ dirty "rcu stall" '[   40.000000] rcu: INFO: rcu_sched self-detected stall on CP
 dirty "interleaved" 'test 12 ok[    5.100000] BUG: KASAN: double-free in kdbus_pool_free' 'KASAN'
 dirty "report without CR" $'[    5.1] WARNING: CPU: 0 PID: 1 at x.c:1 f\n' 'WARNING:'
 
+dirty "hung task" '[  130.000000] INFO: task kdbus-test:71 blocked for more than 120 seconds.' 'blocked for more than'
+dirty "kmemleak disabled" '[   20.000000] kmemleak: Kernel memory leak detector disabled' 'Kernel memory leak detector disabled'
+dirty "kmemleak out of objects" '[   20.000000] kmemleak: Cannot allocate a kmemleak_object structure' 'Cannot allocate a kmemleak_object'
+dirty "module leak at unload" '[   60.000000] BUG: kdbus: 2 connection(s) leaked' 'BUG:'
+
+# Fault injection (faults.sh): the reports are expected, verbose=1 and 2.
+fault1=$'[   31.000000] FAULT_INJECTION: forcing a failure.\r
+[   31.000000] name failslab, interval 1, probability 5, space 0, times 999990\r
+[   31.100000] should_fail_ex: 12 callbacks suppressed\r'
+fault2=$'[   31.000000] FAULT_INJECTION: forcing a failure.\r
+[   31.000000] name fail_usercopy, interval 1, probability 20, space 0, times 1000000\r
+[   31.000100] CPU: 1 UID: 0 PID: 99 Comm: kdbus-test Tainted: G           O       6.12.117 #1 \r
+[   31.000200] Tainted: [O]=OOT_MODULE\r
+[   31.000300] Call Trace:\r
+[   31.000400]  <TASK>\r
+[   31.000500]  dump_stack_lvl+0xbf/0xf0\r
+[   31.000600]  should_fail_ex+0x3e1/0x530\r
+[   31.000700]  _copy_from_user+0x2f/0xb0\r
+[   31.000800]  _RNvNtCsb0sMxQGPtv5_10kdbus_main2fs9node_open+0x17e/0x1d8 [kdbus]\r
+[   31.000900]  </TASK>\r'
+check "fault injection, one line per fault" 0 "$clean_boot"$'\n'"$fault1"
+check "fault injection with stack dumps" 0 "$clean_boot"$'\n'"$fault2"$'\n'"$fault2"
+dirty "fault injection, then a WARNING" "$fault2"$'\n''[   31.200000] WARNING: CPU: 1 PID: 99 at kdbus/pool.rs:80 kdbus_pool_free+0x1a/0x40 [kdbus]' 'WARNING:'
+dirty "fault injection, then an oops" "$fault1"$'\n''[   31.200000] Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP KASAN' 'Oops'
+# Only the stack dump right after a fault header is excused, not a later one.
+dirty "fault header, later bare stack dump" "$fault1"$'\n'"$(printf '[   32.0] line %d\n' 1 2 3 4 5 6 7 8 9)"$'\n''[   33.000000] Call Trace:' 'Call Trace:'
+
 # Usage errors are not "clean".
 rc=0; "$here/check-log.sh" "$tmp/does-not-exist" 2>/dev/null || rc=$?
 if [ $rc = 2 ]; then echo "ok   missing file -> 2"; passed=$((passed + 1))
