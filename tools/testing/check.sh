@@ -106,6 +106,24 @@ if [ -f build/debug/kdbus.ko ] && [ -x "$bin/kdbus-test" ]; then
       failed=$((failed + 1))
     fi
   done
+
+  # The module's own fuzzer, a short bounded run (make fuzz for long ones):
+  # random command sequences from several racing processes; its seed is
+  # printed (a fresh one each run unless KDBUS_FUZZ_SEED is set), the
+  # verdict is the kernel's health and a clean unload.
+  note "fuzzer (${KDBUS_FUZZ_DURATION:-45} s in the debug VM)"
+  seed_args=()
+  [ -z "${KDBUS_FUZZ_SEED:-}" ] || seed_args=(--seed "$KDBUS_FUZZ_SEED")
+  bash tools/testing/fuzz.sh --duration "${KDBUS_FUZZ_DURATION:-45}" --ko build/debug/kdbus.ko \
+    --log "$out/vm-fuzz.log" ${seed_args[@]+"${seed_args[@]}"} >"$out/fuzz.log" 2>&1
+  rc=$?
+  grep -aE '^kdbus-fuzz: (seed|summary)' "$out/fuzz.log" | sed 's/^/# /'
+  if [ $rc = 0 ]; then echo "ok - vm-fuzz-kernel-health"; passed=$((passed + 1))
+  else
+    echo "not ok - vm-fuzz-kernel-health (status $rc, log: $out/fuzz.log, $out/vm-fuzz.log)"
+    grep -aE '^(not ok|fuzz:)' "$out/fuzz.log" | head -10 | sed 's/^/#   /'
+    failed=$((failed + 1))
+  fi
 else
   echo "not ok - vm-suite (nothing to boot: module or test binary missing)"; failed=$((failed + 1))
 fi

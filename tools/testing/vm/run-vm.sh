@@ -90,7 +90,7 @@ esac
 # monotonic. clocksource=tsc makes the choice explicit (it would otherwise win
 # by rating); --cmdline comes later and can override both.
 # loglevel=7 comes last so a stray `quiet` cannot hide WARNINGs from the log.
-append="console=ttyS0 panic=-1 oops=panic tsc=reliable clocksource=tsc $cmdline loglevel=7"
+append="console=ttyS0 panic=-1 oops=panic no_timer_check tsc=reliable clocksource=tsc $cmdline loglevel=7"
 # sockets=2: the test kernel has no ACPI, so it learns the CPUs from SeaBIOS's
 # MP table, which lists one CPU per package; plain `-smp 2` (one socket, two
 # cores since QEMU 6.2) boots with a single CPU and no real concurrency.
