@@ -267,8 +267,8 @@ pub static TESTS: &[Test] = &[
 /// therefore get at least this timeout, in seconds, whatever `--timeout`
 /// says; they bound their own loops well inside it.
 static MIN_TIMEOUTS: &[(&str, u64)] = &[
-    ("bounds-conn-info-slices", 120),
-    ("bounds-queue-many-users", 120),
+    ("bounds-conn-info-slices", 400),
+    ("bounds-queue-many-users", 400),
 ];
 
 /// The minimum timeout of test `name`, if it has one.
