@@ -16,7 +16,9 @@
 //!   receiver primitive), [`message`] (a message ready for any receiver),
 //!   [`queue`] (a message placed in a pool, and the queue), [`reply`] (reply
 //!   trackers), [`pool`] (the receive pool and its quotas), [`info`]
-//!   (CONN_INFO, BUS_CREATOR_INFO, LIST).
+//!   (CONN_INFO, BUS_CREATOR_INFO, LIST), [`metadata`] (process metadata
+//!   collected from the calling task, faked metadata, their rendering for a
+//!   consumer).
 //!
 //! # Lock order
 //!
@@ -82,6 +84,7 @@ mod handle;
 mod info;
 mod matches;
 mod message;
+mod metadata;
 mod names;
 mod notify;
 mod policy;
