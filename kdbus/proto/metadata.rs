@@ -400,5 +400,9 @@ pub fn encode<S: Sink + ?Sized>(v: &Values<'_>, mask: u64, out: &mut S) -> Resul
 
 /// An OWNED_NAME item (`kdbus_name {flags, name}` + NUL).
 pub fn put_owned_name<S: Sink + ?Sized>(out: &mut S, flags: u64, name: &[u8]) -> Result<usize> {
-    put_item(out, KDBUS_ITEM_OWNED_NAME, &[&flags.to_ne_bytes(), name, &[0]])
+    put_item(
+        out,
+        KDBUS_ITEM_OWNED_NAME,
+        &[&flags.to_ne_bytes(), name, &[0]],
+    )
 }

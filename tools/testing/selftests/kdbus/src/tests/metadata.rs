@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use kdbus::consts::*;
 use kdbus::{align8, uapi, BusMaker, Connection, Control, Errno, ATTACH_ALL};
 
-use super::sys::{ChildProc, Chan};
+use super::sys::{Chan, ChildProc};
 use super::util;
 use crate::check::{expect_errno, expect_ok, skip, TestResult};
 use crate::ctx::{require_root, Ctx, POOL_SIZE};
@@ -108,12 +108,42 @@ fn trim_nl(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
+/// The default cgroup hierarchy shows in /proc/self/cgroup only once
+/// cgroup2 was mounted somewhere: mount it (as root) if it was not.
+fn cgroup2_visible() -> Result<Option<PathBuf>, String> {
+    let has_line = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .any(|l| l.starts_with("0::"))
+    };
+    let mnt = PathBuf::from("/tmp/kdbus-meta-cgroup2");
+    if has_line(&read("/proc/self/cgroup")?) {
+        return Ok(mnt.join("cgroup.procs").exists().then_some(mnt));
+    }
+    let _ = std::fs::create_dir(&mnt);
+    nix::mount::mount(
+        Some("cgroup2"),
+        &mnt,
+        Some("cgroup2"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount cgroup2: {e}"))?;
+    Ok(Some(mnt))
+}
+
 fn me() -> Result<Me, String> {
     let status = String::from_utf8_lossy(&read("/proc/self/status")?).to_string();
-    let num = |s: &String| s.parse::<u64>().map_err(|e| format!("status value {s}: {e}"));
+    let num = |s: &String| {
+        s.parse::<u64>()
+            .map_err(|e| format!("status value {s}: {e}"))
+    };
     let uid = status_field(&status, "Uid:")?;
     let gid = status_field(&status, "Gid:")?;
-    ensure!(uid.len() == 4 && gid.len() == 4, "Uid:/Gid: lines: {uid:?} {gid:?}");
+    ensure!(
+        uid.len() == 4 && gid.len() == 4,
+        "Uid:/Gid: lines: {uid:?} {gid:?}"
+    );
     let mut creds = [0u64; 8];
     for (i, v) in uid.iter().chain(gid.iter()).enumerate() {
         creds[i] = num(v)?;
@@ -122,10 +152,18 @@ fn me() -> Result<Me, String> {
     let (mut r, mut e, mut s) = (0, 0, 0);
     // SAFETY: plain syscalls writing into the three locals.
     unsafe { libc::getresuid(&mut r, &mut e, &mut s) };
-    ensure_eq!([r, e, s].map(u64::from), [creds[0], creds[1], creds[2]], "getresuid vs status");
+    ensure_eq!(
+        [r, e, s].map(u64::from),
+        [creds[0], creds[1], creds[2]],
+        "getresuid vs status"
+    );
     // SAFETY: as above.
     unsafe { libc::getresgid(&mut r, &mut e, &mut s) };
-    ensure_eq!([r, e, s].map(u64::from), [creds[4], creds[5], creds[6]], "getresgid vs status");
+    ensure_eq!(
+        [r, e, s].map(u64::from),
+        [creds[4], creds[5], creds[6]],
+        "getresgid vs status"
+    );
     let mut groups = Vec::new();
     for g in status_field(&status, "Groups:")? {
         groups.push(num(&g)?);
@@ -280,12 +318,20 @@ fn check_values(m: &Meta, me: &Me, what: &str) -> TestResult {
             T_TID_COMM => ensure_eq!(p.clone(), cstr(&me.tid_comm), "{what}: TID_COMM"),
             T_PID_COMM => ensure_eq!(p.clone(), cstr(&me.pid_comm), "{what}: PID_COMM"),
             T_EXE => ensure_eq!(p.clone(), cstr(&me.exe), "{what}: EXE"),
-            T_CMDLINE => ensure_eq!(p.clone(), me.cmdline.clone(), "{what}: CMDLINE (whole block)"),
+            T_CMDLINE => ensure_eq!(
+                p.clone(),
+                me.cmdline.clone(),
+                "{what}: CMDLINE (whole block)"
+            ),
             T_CGROUP => ensure_eq!(p.clone(), cstr(&me.cgroup), "{what}: CGROUP"),
             T_CAPS => ensure_eq!(u32s(p), me.caps.clone(), "{what}: CAPS"),
             T_AUDIT => ensure_eq!(u32s(p), me.audit.to_vec(), "{what}: AUDIT"),
             T_DESCRIPTION => {
-                ensure_eq!(p.clone(), cstr(SENDER_DESC.as_bytes()), "{what}: CONN_DESCRIPTION")
+                ensure_eq!(
+                    p.clone(),
+                    cstr(SENDER_DESC.as_bytes()),
+                    "{what}: CONN_DESCRIPTION"
+                )
             }
             T_TIMESTAMP => ensure_eq!(p.len(), 24, "{what}: TIMESTAMP size"),
             T_OWNED_NAME => ensure!(p.len() > 9, "{what}: OWNED_NAME too short"),
@@ -344,6 +390,9 @@ fn exchange(s: &Connection, r: &Connection, cookie: u64, what: &str) -> Result<M
 
 /// Each attach bit alone, on a message, against the sender's /proc.
 pub fn each_item(ctx: &Ctx) -> TestResult {
+    if ctx.euid == 0 {
+        cgroup2_visible()?;
+    }
     let s = sender(ctx, 0)?;
     let name = format!("org.kdbus.meta{}", std::process::id());
     expect_ok("NAME_ACQUIRE", s.name_acquire(&name, 0))?;
@@ -361,7 +410,11 @@ pub fn each_item(ctx: &Ctx) -> TestResult {
         check_values(&m, &me, &what)?;
         if bit == A_NAMES {
             let p = get(&m, T_OWNED_NAME).unwrap_or(&[]);
-            ensure_eq!(p.get(8..).map(|s| s.to_vec()), Some(cstr(name.as_bytes())), "{what}: name");
+            ensure_eq!(
+                p.get(8..).map(|s| s.to_vec()),
+                Some(cstr(name.as_bytes())),
+                "{what}: name"
+            );
         }
     }
     Ok(())
@@ -369,6 +422,15 @@ pub fn each_item(ctx: &Ctx) -> TestResult {
 
 /// All bits together: the fixed order, every value.
 pub fn all_items(ctx: &Ctx) -> TestResult {
+    // In a cgroup of its own, so that CGROUP is not just "/".
+    if ctx.euid == 0 {
+        if let Some(mnt) = cgroup2_visible()? {
+            let cg = mnt.join(format!("kdbus-meta-{}", std::process::id()));
+            let _ = std::fs::create_dir(&cg);
+            std::fs::write(cg.join("cgroup.procs"), "0")
+                .map_err(|e| format!("move into {}: {e}", cg.display()))?;
+        }
+    }
     let s = sender(ctx, 0)?;
     let name = format!("org.kdbus.meta{}", std::process::id());
     expect_ok("NAME_ACQUIRE", s.name_acquire(&name, 0))?;
@@ -392,9 +454,15 @@ pub fn once_per_message(ctx: &Ctx) -> TestResult {
     let s = sender(ctx, 0)?;
     let r = util::hello(ctx, 0, ATTACH_ALL)?;
     let got = exchange(&s, &r, 7, "receiver")?;
-    let rx = util::recv(&mon, "monitor")?;
-    let m = util::parse(&rx, "monitor")?;
-    let seen = meta_of(m.items.iter().map(|i| (i.ty, i.payload)));
+    // Skip the ID_ADD notifications of the two HELLOs.
+    let seen = loop {
+        let rx = util::recv(&mon, "monitor")?;
+        let m = util::parse(&rx, "monitor")?;
+        if m.src_id == s.id() {
+            break meta_of(m.items.iter().map(|i| (i.ty, i.payload)));
+        }
+        expect_ok("FREE", mon.free(rx.info().offset))?;
+    };
     ensure_eq!(seen, got, "monitor vs receiver metadata");
     Ok(())
 }
@@ -407,12 +475,17 @@ pub fn receiver_mask(ctx: &Ctx) -> TestResult {
     let r = util::hello(ctx, 0, 0)?;
     let m = exchange(&s, &r, 1, "receiver mask 0")?;
     ensure!(m.is_empty(), "receiver mask 0 got {:x?}", types(&m));
-    expect_ok("UPDATE recv CREDS|PIDS", r.update(None, Some(A_CREDS | A_PIDS)))?;
+    expect_ok(
+        "UPDATE recv CREDS|PIDS",
+        r.update(None, Some(A_CREDS | A_PIDS)),
+    )?;
     let m = exchange(&s, &r, 2, "receiver mask CREDS|PIDS")?;
     ensure_eq!(types(&m), vec![T_CREDS, T_PIDS], "after UPDATE");
     expect_ok("UPDATE recv PROC_ITEMS", r.update(None, Some(PROC_ITEMS)))?;
     let m = exchange(&s, &r, 3, "receiver mask of /proc items")?;
-    let want = [T_TID_COMM, T_PID_COMM, T_EXE, T_CMDLINE, T_CGROUP, T_CAPS, T_AUDIT];
+    let want = [
+        T_TID_COMM, T_PID_COMM, T_EXE, T_CMDLINE, T_CGROUP, T_CAPS, T_AUDIT,
+    ];
     ensure_eq!(types(&m), want.to_vec(), "visible sender, send mask 0");
     Ok(())
 }
@@ -421,6 +494,9 @@ pub fn receiver_mask(ctx: &Ctx) -> TestResult {
 /// connection snapshot (CONN_INFO) is the HELLO task's and is never
 /// updated.
 pub fn conn_info(ctx: &Ctx) -> TestResult {
+    if ctx.euid == 0 {
+        cgroup2_visible()?;
+    }
     let a = util::hello(ctx, 0, ATTACH_ALL)?;
     let me0 = me()?;
     let t = sender(ctx, ATTACH_ALL)?;
@@ -443,7 +519,11 @@ pub fn conn_info(ctx: &Ctx) -> TestResult {
     // SAFETY: PR_SET_NAME with a NUL-terminated string.
     unsafe { libc::prctl(libc::PR_SET_NAME, new_name.as_ptr()) };
     let me1 = me()?;
-    ensure_eq!(me1.tid_comm.clone(), b"meta-renamed".to_vec(), "renamed comm");
+    ensure_eq!(
+        me1.tid_comm.clone(),
+        b"meta-renamed".to_vec(),
+        "renamed comm"
+    );
     let r = expect_ok(what, a.conn_info(t.id(), ATTACH_ALL))?;
     let recs = expect_ok(what, a.info_records(&r).map_err(|_| Errno::EBADMSG))?;
     let m = meta_of(recs[0].items.iter().map(|i| (i.ty, i.payload.as_slice())));
@@ -456,7 +536,10 @@ pub fn conn_info(ctx: &Ctx) -> TestResult {
         "HELLO with send mask CREDS",
         Connection::hello(ctx.endpoint(), 0, A_CREDS, 0, POOL_SIZE),
     )?;
-    let r = expect_ok("CONN_INFO of a CREDS-only target", a.conn_info(t2.id(), ATTACH_ALL))?;
+    let r = expect_ok(
+        "CONN_INFO of a CREDS-only target",
+        a.conn_info(t2.id(), ATTACH_ALL),
+    )?;
     let recs = expect_ok("records", a.info_records(&r).map_err(|_| Errno::EBADMSG))?;
     let m = meta_of(recs[0].items.iter().map(|i| (i.ty, i.payload.as_slice())));
     ensure_eq!(types(&m), vec![T_CREDS], "CONN_INFO of a CREDS-only target");
@@ -473,8 +556,15 @@ pub fn conn_info(ctx: &Ctx) -> TestResult {
 /// BUS_CREATOR_INFO: MAKE_NAME, then the creator's snapshot as far as the
 /// bus's owner mask allows.
 pub fn bus_creator_info(ctx: &Ctx) -> TestResult {
+    if ctx.euid == 0 {
+        cgroup2_visible()?;
+    }
     let me = me()?;
-    for (mask, ask) in [(ATTACH_ALL, ATTACH_ALL), (A_PIDS, ATTACH_ALL), (ATTACH_ALL, A_CREDS)] {
+    for (mask, ask) in [
+        (ATTACH_ALL, ATTACH_ALL),
+        (A_PIDS, ATTACH_ALL),
+        (ATTACH_ALL, A_CREDS),
+    ] {
         let what = format!("BUS_CREATOR_INFO, owner mask {mask:#x}, asking {ask:#x}");
         let bus = ctx.make_bus(BusMaker::new(ctx.unique_name()).attach_flags_send(mask))?;
         let c = expect_ok(
@@ -538,7 +628,10 @@ pub fn faked(ctx: &Ctx) -> TestResult {
         faked_hello(ctx, Some(creds), Some([pid, tid, 0]), Some("faked_label")),
     )?;
     let a = util::hello(ctx, 0, ATTACH_ALL)?;
-    let r = expect_ok("CONN_INFO of the faked connection", a.conn_info(f.id(), ATTACH_ALL))?;
+    let r = expect_ok(
+        "CONN_INFO of the faked connection",
+        a.conn_info(f.id(), ATTACH_ALL),
+    )?;
     let recs = expect_ok("records", a.info_records(&r).map_err(|_| Errno::EBADMSG))?;
     let m = meta_of(recs[0].items.iter().map(|i| (i.ty, i.payload.as_slice())));
     ensure_eq!(
@@ -546,8 +639,16 @@ pub fn faked(ctx: &Ctx) -> TestResult {
         vec![T_CREDS, T_PIDS, T_SECLABEL, T_DESCRIPTION],
         "CONN_INFO of a faked connection"
     );
-    ensure_eq!(u64s(get(&m, T_CREDS).unwrap_or(&[])), creds.to_vec(), "faked CREDS");
-    ensure_eq!(u64s(get(&m, T_PIDS).unwrap_or(&[])), vec![pid, tid, 0], "faked PIDS");
+    ensure_eq!(
+        u64s(get(&m, T_CREDS).unwrap_or(&[])),
+        creds.to_vec(),
+        "faked CREDS"
+    );
+    ensure_eq!(
+        u64s(get(&m, T_PIDS).unwrap_or(&[])),
+        vec![pid, tid, 0],
+        "faked PIDS"
+    );
     ensure_eq!(
         get(&m, T_SECLABEL).map(|p| p.to_vec()),
         Some(cstr(b"faked_label")),
@@ -612,6 +713,7 @@ pub fn user_pid_namespace(ctx: &Ctx) -> TestResult {
     if !Path::new("/proc/self/ns/user").exists() {
         return skip("no user namespaces");
     }
+    cgroup2_visible()?;
     let bus = ctx.new_bus(uapi::KDBUS_MAKE_ACCESS_WORLD as u64)?;
     let s = expect_ok(
         "HELLO of the host connection",
@@ -631,11 +733,16 @@ pub fn user_pid_namespace(ctx: &Ctx) -> TestResult {
         up.put(unsafe { libc::getpid() } as u64)?;
         let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
         // SAFETY: unshare of namespaces in a single-threaded process.
-        ensure!(unsafe { libc::unshare(flags) } == 0, "unshare: {}", Errno::last());
+        ensure!(
+            unsafe { libc::unshare(flags) } == 0,
+            "unshare: {}",
+            Errno::last()
+        );
         up.put(1)?;
         down.get(10_000, "id maps written")?;
         super::sys::become_user(0, 0)?;
-        let g = ChildProc::spawn(|| in_namespaces(&endpoint, s_id, &me_t, &dir, &fstype, &up, &down))?;
+        let g =
+            ChildProc::spawn(|| in_namespaces(&endpoint, s_id, &me_t, &dir, &fstype, &up, &down))?;
         g.wait(60_000, "the process in the new namespaces")
     })?;
     let c_pid = up.get(10_000, "the child's pid")?;
@@ -648,34 +755,56 @@ pub fn user_pid_namespace(ctx: &Ctx) -> TestResult {
     util::send(&s, &util::msg(g_id, 1, b"to G"), "send mask 0 to G")?;
     // 2. the same with send mask ALL.
     expect_ok("UPDATE send ALL", s.update(Some(ATTACH_ALL), None))?;
-    util::send(&s, &util::call(g_id, 2, 60_000), "send mask ALL to G (a call)")?;
+    util::send(
+        &s,
+        &util::call(g_id, 2, 60_000),
+        "send mask ALL to G (a call)",
+    )?;
     down.put(2)?;
     // 3. G to S.
-    ensure!(util::wait_readable(&s, 20_000), "nothing from G");
-    let rx = util::recv(&s, "from G")?;
-    let m = util::parse(&rx, "from G")?;
-    let meta = meta_of(m.items.iter().map(|i| (i.ty, i.payload)));
-    check_order(&meta, "from G")?;
-    ensure_eq!(u64s(get(&meta, T_CREDS).unwrap_or(&[])), vec![1000; 8], "G's CREDS seen by the host");
-    let pids = u64s(get(&meta, T_PIDS).unwrap_or(&[]));
-    ensure!(
-        pids.len() == 3 && pids[0] > 1 && pids[1] == pids[0] && pids[2] == c_pid,
-        "G's PIDS seen by the host: {pids:?} (its parent is {c_pid})"
-    );
-    let caps = u32s(get(&meta, T_CAPS).unwrap_or(&[]));
-    ensure!(
-        caps.len() == 9 && caps[1..].iter().all(|&w| w == 0),
-        "G's CAPS seen by the host (a namespace that is not the host's ancestor): {caps:?}"
-    );
-    ensure!(get(&meta, T_EXE).is_none(), "EXE of a task with another root");
-    for t in [T_TID_COMM, T_PID_COMM, T_CMDLINE, T_CGROUP, T_AUDIT] {
-        ensure!(get(&meta, t).is_some(), "item {t:#x} missing from G's message");
-    }
+    let host = (|| -> TestResult {
+        ensure!(util::wait_readable(&s, 20_000), "nothing from G");
+        let rx = util::recv(&s, "from G")?;
+        let m = util::parse(&rx, "from G")?;
+        let meta = meta_of(m.items.iter().map(|i| (i.ty, i.payload)));
+        check_order(&meta, "from G")?;
+        ensure_eq!(
+            u64s(get(&meta, T_CREDS).unwrap_or(&[])),
+            vec![1000; 8],
+            "G's CREDS seen by the host (message from {} with {:x?})",
+            m.src_id,
+            types(&meta)
+        );
+        let pids = u64s(get(&meta, T_PIDS).unwrap_or(&[]));
+        ensure!(
+            pids.len() == 3 && pids[0] > 1 && pids[1] == pids[0] && pids[2] == c_pid,
+            "G's PIDS seen by the host: {pids:?} (its parent is {c_pid})"
+        );
+        let caps = u32s(get(&meta, T_CAPS).unwrap_or(&[]));
+        ensure!(
+            caps.len() == 9 && caps[1..].iter().all(|&w| w == 0),
+            "G's CAPS seen by the host (a namespace that is not the host's ancestor): {caps:?}"
+        );
+        ensure!(
+            get(&meta, T_EXE).is_none(),
+            "EXE of a task with another root"
+        );
+        for t in [T_TID_COMM, T_PID_COMM, T_CMDLINE, T_CGROUP, T_AUDIT] {
+            ensure!(
+                get(&meta, t).is_some(),
+                "item {t:#x} missing from G's message"
+            );
+        }
+        Ok(())
+    })();
     let r = child.wait(60_000, "the namespaced child");
     let _ = std::fs::remove_dir(&dir_copy);
-    r
+    match (host, r) {
+        (Ok(()), r) => r,
+        (Err(h), Ok(())) => Err(h),
+        (Err(h), Err(c)) => Err(format!("{h}; in the namespaces: {c}")),
+    }
 }
-
 /// G: in the new user, mount and pid namespaces, uid 0 = host 1000.
 fn in_namespaces(
     endpoint: &Path,
@@ -687,7 +816,11 @@ fn in_namespaces(
     down: &Chan,
 ) -> TestResult {
     // SAFETY: plain syscalls.
-    ensure_eq!(unsafe { libc::getpid() }, 1, "G's pid in the new pid namespace");
+    ensure_eq!(
+        unsafe { libc::getpid() },
+        1,
+        "G's pid in the new pid namespace"
+    );
     let g = expect_ok(
         "HELLO from the new namespaces",
         Connection::hello(endpoint, 0, ATTACH_ALL, ATTACH_ALL, POOL_SIZE),
@@ -725,7 +858,11 @@ fn in_namespaces(
             .into_iter()
             .filter(|&t| PROC_ITEMS & (1 << (t - 0x1000)) != 0)
             .collect();
-        ensure_eq!(got_proc, want_proc, "{what}: /proc items (no EXE: another root)");
+        ensure_eq!(
+            got_proc,
+            want_proc,
+            "{what}: /proc items (no EXE: another root)"
+        );
         if proc_items {
             ensure_eq!(
                 u32s(get(&meta, T_CAPS).unwrap_or(&[])),
@@ -741,26 +878,42 @@ fn in_namespaces(
         expect_ok("FREE", g.free(rx.info().offset))?;
     }
     // A reply: G may not TALK to the host's root otherwise.
-    util::send(&g, &util::reply(s_id, 3, 2), "G's reply to the host")?;
+    util::send(&g, &util::reply(s_id, 2, 3), "G's reply to the host")?;
     // A kdbusfs of our own.
     let me_g = me()?;
     ensure_eq!(me_g.creds.to_vec(), vec![0; 8], "G's ids in its namespace");
-    nix::mount::mount(Some(fstype), dir, Some(fstype), nix::mount::MsFlags::empty(), None::<&str>)
-        .map_err(|e| format!("mount {fstype} in a user namespace: {e}"))?;
+    nix::mount::mount(
+        Some(fstype),
+        dir,
+        Some(fstype),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount {fstype} in a user namespace: {e}"))?;
     let control = expect_ok("open control", Control::open(dir))?;
     let name = "0-meta";
     let bus = expect_ok(
         "BUS_MAKE in the user namespace's kdbusfs",
-        BusMaker::new(name).attach_flags_send(ATTACH_ALL).make(control),
+        BusMaker::new(name)
+            .attach_flags_send(ATTACH_ALL)
+            .make(control),
     )?;
-    let a = expect_ok("HELLO A", Connection::hello(bus.endpoint(), 0, ATTACH_ALL, ATTACH_ALL, POOL_SIZE))?;
-    let b = expect_ok("HELLO B", Connection::hello(bus.endpoint(), 0, ATTACH_ALL, ATTACH_ALL, POOL_SIZE))?;
+    let a = expect_ok(
+        "HELLO A",
+        Connection::hello(bus.endpoint(), 0, ATTACH_ALL, ATTACH_ALL, POOL_SIZE),
+    )?;
+    let b = expect_ok(
+        "HELLO B",
+        Connection::hello(bus.endpoint(), 0, ATTACH_ALL, ATTACH_ALL, POOL_SIZE),
+    )?;
     let mut me_want = me_g.clone();
     me_want.pids[2] = 0; // our parent is not in our pid namespace
     ensure_eq!(me_want.pids[..2].to_vec(), vec![1, 1], "G's pid and tid");
     let m = exchange(&a, &b, 1, "inside the namespaces")?;
     ensure!(
-        [T_CREDS, T_PIDS, T_EXE, T_CAPS].iter().all(|t| get(&m, *t).is_some()),
+        [T_CREDS, T_PIDS, T_EXE, T_CAPS]
+            .iter()
+            .all(|t| get(&m, *t).is_some()),
         "inside the namespaces: items {:x?}",
         types(&m)
     );
