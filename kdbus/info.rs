@@ -81,9 +81,13 @@ impl Connection {
             ..Values::default()
         };
         let mut rec = info_header()?;
-        target
-            .meta
-            .render(granted, self.cred.user_ns(), &self.consumer, &extra, &mut rec)?;
+        target.meta.render(
+            granted,
+            self.cred.user_ns(),
+            &self.consumer,
+            &extra,
+            &mut rec,
+        )?;
         finish_info(&mut rec, target.id, target.flags);
         self.pool.publish_result(&rec)
     }
@@ -97,8 +101,13 @@ impl Connection {
         let mut rec = info_header()?;
         pm::put_item(&mut rec, KDBUS_ITEM_MAKE_NAME, &[bus.name(), &[0]])?;
         let extra = Values::default();
-        bus.creator
-            .render(granted, self.cred.user_ns(), &self.consumer, &extra, &mut rec)?;
+        bus.creator.render(
+            granted,
+            self.cred.user_ns(),
+            &self.consumer,
+            &extra,
+            &mut rec,
+        )?;
         finish_info(&mut rec, bus.id, bus.flags);
         self.pool.publish_result(&rec)
     }

@@ -31,7 +31,7 @@ use kernel::types::ARef;
 pub(crate) const CMDLINE_MAX: usize = 32 * 1024;
 
 impl<A: Allocator> Sink for Vec<u8, A> {
-    fn len(&self) -> usize {
+    fn written(&self) -> usize {
         Vec::len(self)
     }
 

@@ -145,7 +145,13 @@ impl Credential {
     /// The inheritable, permitted, effective and bounding capability sets.
     pub(crate) fn cap_sets(&self) -> [u64; 4] {
         let r = self.raw();
-        [r.cap_inheritable, r.cap_permitted, r.cap_effective, r.cap_bset].map(|c| c.val)
+        [
+            r.cap_inheritable,
+            r.cap_permitted,
+            r.cap_effective,
+            r.cap_bset,
+        ]
+        .map(|c| c.val)
     }
 
     /// The LSM security context of these credentials, if an LSM gives one.
@@ -305,7 +311,6 @@ impl UserNamespace {
         // SAFETY: `self` is live (invariant); `owner` never changes.
         Kuid(unsafe { (*self.0.get()).owner.val })
     }
-
 
     /// Whether the opener of `file` had capability `cap` in this namespace.
     pub(crate) fn file_capable(&self, file: &File, cap: i32) -> bool {

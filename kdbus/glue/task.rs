@@ -207,7 +207,10 @@ impl Task {
                 return Ok(None);
             }
             bindings::kdbus_mm_arg_lock(mm);
-            let r = ((*mm).__bindgen_anon_1.arg_start, (*mm).__bindgen_anon_1.arg_end);
+            let r = (
+                (*mm).__bindgen_anon_1.arg_start,
+                (*mm).__bindgen_anon_1.arg_end,
+            );
             bindings::kdbus_mm_arg_unlock(mm);
             r
         };

@@ -219,7 +219,7 @@ fn read_u64(b: &[u8], off: usize) -> u64 {
 /// module, a `Vec` in tests).
 pub trait Sink {
     /// Bytes written so far.
-    fn len(&self) -> usize;
+    fn written(&self) -> usize;
     /// Appends `b`.
     fn put(&mut self, b: &[u8]) -> Result;
     /// Appends `n` zero bytes.
@@ -283,7 +283,7 @@ pub fn item_type(bit: u64) -> u32 {
 pub fn put_item<S: Sink + ?Sized>(out: &mut S, ty: u32, parts: &[&[u8]]) -> Result<usize> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let size = HEADER_SIZE + len;
-    let start = out.len();
+    let start = out.written();
     out.put(&(size as u64).to_ne_bytes())?;
     out.put(&(ty as u64).to_ne_bytes())?;
     for p in parts {
@@ -296,7 +296,7 @@ pub fn put_item<S: Sink + ?Sized>(out: &mut S, ty: u32, parts: &[&[u8]]) -> Resu
 }
 
 fn put_u32s<S: Sink + ?Sized>(out: &mut S, ty: u32, words: &[u32]) -> Result<usize> {
-    let start = out.len();
+    let start = out.written();
     let size = HEADER_SIZE + 4 * words.len();
     out.put(&(size as u64).to_ne_bytes())?;
     out.put(&(ty as u64).to_ne_bytes())?;
@@ -309,7 +309,7 @@ fn put_u32s<S: Sink + ?Sized>(out: &mut S, ty: u32, words: &[u32]) -> Result<usi
 }
 
 fn put_u64s<S: Sink + ?Sized>(out: &mut S, ty: u32, words: &[u64]) -> Result<usize> {
-    let start = out.len();
+    let start = out.written();
     let size = HEADER_SIZE + 8 * words.len();
     out.put(&(size as u64).to_ne_bytes())?;
     out.put(&(ty as u64).to_ne_bytes())?;
@@ -354,7 +354,7 @@ pub fn encode<S: Sink + ?Sized>(v: &Values<'_>, mask: u64, out: &mut S) -> Resul
         end = Some(put_u64s(out, KDBUS_ITEM_PIDS, &w)?);
     }
     if let (true, Some(g)) = (want(KDBUS_ATTACH_AUXGROUPS), v.auxgroups) {
-        let start = out.len();
+        let start = out.written();
         let size = HEADER_SIZE + 8 * g.len();
         out.put(&(size as u64).to_ne_bytes())?;
         out.put(&(KDBUS_ITEM_AUXGROUPS as u64).to_ne_bytes())?;
@@ -386,7 +386,7 @@ pub fn encode<S: Sink + ?Sized>(v: &Values<'_>, mask: u64, out: &mut S) -> Resul
     }
     if want(KDBUS_ATTACH_NAMES) {
         if let Some(e) = last_item_end(v.names) {
-            let at = out.len();
+            let at = out.written();
             out.put(v.names)?;
             end = Some(at + e);
         }
