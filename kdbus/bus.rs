@@ -13,6 +13,7 @@ use crate::glue::hash::HashKey;
 use crate::glue::random;
 use crate::glue::stats::{Kind, Live};
 use crate::message::Kmsg;
+use crate::metadata::ProcMeta;
 use crate::names::Registry;
 use crate::policy::PolicyDb;
 use crate::proto::bloom::BloomParams;
@@ -53,6 +54,8 @@ pub(crate) struct Bus {
     pub(crate) bloom: BloomParams,
     /// Creator metadata connections may query (ATTACH_FLAGS_SEND of BUS_MAKE).
     pub(crate) attach_owner: u64,
+    /// The creator's process metadata, taken at BUS_MAKE (bus.md 3).
+    pub(crate) creator: ProcMeta,
     /// Creator's effective uid and gid: owners of the bus nodes.
     pub(crate) uid: Kuid,
     pub(crate) gid: Kgid,
@@ -121,6 +124,9 @@ impl Bus {
         };
         let uid = domain.user_ns.map_uid(cred.euid()).ok_or(EINVAL)?;
         names::check_uid_prefix(name, uid)?;
+        // Step 7: the creator snapshot, before any lock is taken (it reads
+        // the task's memory).
+        let creator = ProcMeta::snapshot(cred)?;
 
         let mut id128 = [0u8; 16];
         random::fill(&mut id128);
@@ -139,6 +145,7 @@ impl Bus {
                 flags: c.flags,
                 bloom,
                 attach_owner,
+                creator,
                 uid: cred.euid(),
                 gid: cred.egid(),
                 name: name_buf,

@@ -19,6 +19,7 @@ use crate::glue::poll::PollCondVar;
 use crate::glue::stats::{Kind, Live};
 use crate::glue::workqueue::{DelayedWork, DelayedWorkItem};
 use crate::matches::MatchEntry;
+use crate::metadata::{Consumer, Snapshot};
 use crate::names::Records;
 use crate::policy::PolicyDb;
 use crate::pool::Pool;
@@ -88,6 +89,12 @@ pub(crate) struct Connection {
     pub(crate) names: Records,
     /// CONN_DESCRIPTION from HELLO, without NUL.
     description: Option<KVec<u8>>,
+    /// The metadata snapshot taken at HELLO, or the faked one
+    /// (metadata.md 1): what CONN_INFO reports.
+    pub(crate) meta: Snapshot,
+    /// The namespaces metadata is translated into for this connection
+    /// (metadata.md 3), captured at HELLO.
+    pub(crate) consumer: Consumer,
     /// Cleared once, at disconnect (under `inner`); read without locks.
     active: AtomicBool,
     #[pin]
@@ -238,10 +245,17 @@ impl Connection {
 
         let id = domain.next_id();
         let pool = Pool::new(pool_size)?;
+        // 12: the metadata snapshot (or the faked items), and the
+        // namespaces of the HELLO task metadata is translated into.
+        let meta = Snapshot::at_hello(c, &Credential::current())?;
+        let consumer = Consumer::current();
+        // 13: faked CREDS move the accounting only for privileged
+        // connections; TALK and policy keep the real opener's ids.
         let uid = fcred.uid();
-        let account_id = match ep.is_default {
-            true => user_account(uid),
-            false => endpoint_account(ep.id),
+        let account_id = match (ep.is_default, meta.faked_uid()) {
+            (true, Some(faked)) if privileged => user_account(faked),
+            (true, _) => user_account(uid),
+            (false, _) => endpoint_account(ep.id),
         };
         let charge = domain.charge(account_id, AccountKind::Conn)?;
         let conn = Arc::pin_init(
@@ -257,6 +271,8 @@ impl Connection {
                 owner,
                 names: LockedBy::new(&bus.registry, KVec::new()),
                 description,
+                meta,
+                consumer,
                 active: AtomicBool::new(true),
                 inner <- kernel::new_mutex!(ConnInner {
                     attach_send,
@@ -388,6 +404,12 @@ impl Connection {
     /// The sender's description, for CONN_DESCRIPTION metadata.
     pub(crate) fn description(&self) -> Option<&[u8]> {
         self.description.as_deref()
+    }
+
+    /// Whether the connection's metadata was faked at HELLO: its messages
+    /// carry no process metadata (connection.md 10).
+    pub(crate) fn faked_meta(&self) -> bool {
+        self.meta.is_faked()
     }
 
     /// The metadata this connection lets others see (`attach_flags_send`).

@@ -34,7 +34,7 @@ impl Connection {
     pub(crate) fn place(
         self: &Arc<Self>,
         kmsg: &Kmsg,
-        from: Option<&mut Sender>,
+        mut from: Option<&mut Sender>,
         accounted: bool,
     ) -> Result<Placed> {
         if !self.is_active() {
@@ -43,7 +43,18 @@ impl Connection {
         if !self.is_monitor() && !self.accepts_fds() && kmsg.has_fds() {
             return Err(ECOMM);
         }
-        let head = kmsg.head(self.attach_recv())?;
+        // Metadata (metadata.md 2-3): chosen for this receiver, collected
+        // from the sending thread once per message (CMDLINE reads its
+        // memory: without the active reference), rendered for this
+        // receiver's namespaces.
+        let mask = kmsg.mask_for(self.attach_recv(), &self.consumer.pid_ns);
+        match from {
+            Some(ref mut s) if kmsg.collect_reads_user_memory(mask) => {
+                s.active.suspended(|| kmsg.collect(mask))?
+            }
+            _ => kmsg.collect(mask)?,
+        }
+        let head = kmsg.head(mask, self.cred.user_ns(), &self.consumer)?;
         let want = msg::slice_size(head.msg_size, kmsg.payload_size).ok_or(EMSGSIZE)?;
         let charge = accounted.then_some(Charge {
             uid: kmsg.quota_uid,

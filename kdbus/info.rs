@@ -11,6 +11,7 @@ use crate::message::push_item;
 use crate::proto::cmd::{self, Cmd};
 use crate::proto::errno::{Result, EINVAL, ENXIO, ESRCH, EXFULL};
 use crate::proto::item;
+use crate::proto::metadata::{self as pm, Values};
 use crate::uapi::*;
 use core::mem::{offset_of, size_of};
 use kernel::prelude::*;
@@ -27,6 +28,22 @@ fn info_record(id: u64, flags: u64, items: &[(u32, &[&[u8]])]) -> Result<KVec<u8
     item::write_u64(&mut out, offset_of!(kdbus_info, id), id);
     item::write_u64(&mut out, offset_of!(kdbus_info, flags), flags);
     Ok(out)
+}
+
+/// An empty `kdbus_info` header, items to follow.
+fn info_header() -> Result<KVec<u8>> {
+    let mut out = KVec::new();
+    out.extend_with(size_of::<kdbus_info>(), 0, gfp())?;
+    Ok(out)
+}
+
+/// Fills in the header of the record `out` (`size` including the padding
+/// of its last item).
+fn finish_info(out: &mut [u8], id: u64, flags: u64) {
+    let size = out.len() as u64;
+    item::write_u64(out, offset_of!(kdbus_info, size), size);
+    item::write_u64(out, offset_of!(kdbus_info, id), id);
+    item::write_u64(out, offset_of!(kdbus_info, flags), flags);
 }
 
 impl Connection {
@@ -51,40 +68,47 @@ impl Connection {
             }
             t
         };
-        let granted = attach & target.attach_send();
-        let names = match granted & KDBUS_ATTACH_NAMES != 0 {
-            true => bus.owned_names(&target)?,
-            false => KVec::new(),
+        let granted = pm::conn_info_mask(attach, target.attach_send());
+        let mut names = KVVec::new();
+        if granted & KDBUS_ATTACH_NAMES != 0 {
+            for (f, n) in bus.owned_names(&target)?.iter() {
+                pm::put_owned_name(&mut names, *f, &n.name)?;
+            }
+        }
+        let extra = Values {
+            names: &names,
+            description: target.description(),
+            ..Values::default()
         };
-        let mut flags = KVec::with_capacity(names.len(), gfp())?;
-        for (f, _) in names.iter() {
-            flags.push(f.to_ne_bytes(), gfp())?;
-        }
-        let mut parts: KVec<[&[u8]; 3]> = KVec::with_capacity(names.len(), gfp())?;
-        for ((_, n), f) in names.iter().zip(flags.iter()) {
-            parts.push([&f[..], n.name.as_slice(), &[0u8][..]], gfp())?;
-        }
-        let desc = match target.description() {
-            Some(d) if granted & KDBUS_ATTACH_CONN_DESCRIPTION != 0 => Some([d, &[0u8][..]]),
-            _ => None,
-        };
-        let mut items: KVec<(u32, &[&[u8]])> = KVec::with_capacity(parts.len() + 1, gfp())?;
-        for p in parts.iter() {
-            items.push((KDBUS_ITEM_OWNED_NAME, &p[..]), gfp())?;
-        }
-        if let Some(d) = &desc {
-            items.push((KDBUS_ITEM_CONN_DESCRIPTION, &d[..]), gfp())?;
-        }
-        let rec = info_record(target.id, target.flags, &items)?;
+        let mut rec = info_header()?;
+        target.meta.render(
+            granted,
+            self.cred.user_ns(),
+            &self.consumer,
+            &extra,
+            &mut rec,
+        )?;
+        finish_info(&mut rec, target.id, target.flags);
         self.pool.publish_result(&rec)
     }
 
-    /// KDBUS_CMD_BUS_CREATOR_INFO (connection.md 6.2).
+    /// KDBUS_CMD_BUS_CREATOR_INFO (connection.md 6.2): the bus name, then the
+    /// creator's metadata the bus lets connections see.
     pub(crate) fn bus_creator_info(&self, c: &Cmd<'_>) -> Result<(u64, u64)> {
-        cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_info, attach_flags)))?;
+        let attach = cmd::sanitize_attach(c.field(offset_of!(kdbus_cmd_info, attach_flags)))?;
         let bus = &self.ep.bus;
-        let name: [&[u8]; 2] = [bus.name(), &[0]];
-        let rec = info_record(bus.id, bus.flags, &[(KDBUS_ITEM_MAKE_NAME, &name)])?;
+        let granted = pm::bus_creator_mask(attach, bus.attach_owner);
+        let mut rec = info_header()?;
+        pm::put_item(&mut rec, KDBUS_ITEM_MAKE_NAME, &[bus.name(), &[0]])?;
+        let extra = Values::default();
+        bus.creator.render(
+            granted,
+            self.cred.user_ns(),
+            &self.consumer,
+            &extra,
+            &mut rec,
+        )?;
+        finish_info(&mut rec, bus.id, bus.flags);
         self.pool.publish_result(&rec)
     }
 

@@ -16,7 +16,9 @@
 //!   receiver primitive), [`message`] (a message ready for any receiver),
 //!   [`queue`] (a message placed in a pool, and the queue), [`reply`] (reply
 //!   trackers), [`pool`] (the receive pool and its quotas), [`info`]
-//!   (CONN_INFO, BUS_CREATOR_INFO, LIST).
+//!   (CONN_INFO, BUS_CREATOR_INFO, LIST), [`metadata`] (process metadata
+//!   collected from the calling task, faked metadata, their rendering for a
+//!   consumer).
 //!
 //! # Lock order
 //!
@@ -71,6 +73,14 @@
 //! CANCEL_FD, polled by [`glue::poll::PollWatch`] with no lock and no
 //! active reference held). Either can block for as long as userspace likes
 //! (a FUSE or userfaultfd page, a FUSE poll).
+//!
+//! Metadata collection from the calling task ([`metadata`]) takes the
+//! task's own locks (the task lock for `comm`, the mm's `mmap_lock` for
+//! EXE, `arg_lock`, RCU) and reads its argument block from user memory
+//! (CMDLINE). It runs only where that is allowed: at BUS_MAKE and HELLO
+//! under `Handle::setup` alone, before any other kdbus lock, and at SEND in
+//! `Connection::place` with no kdbus lock held, CMDLINE with the sender's
+//! active reference suspended.
 
 // `pin_init!` of the bigger objects expands deeper than the default allows.
 #![recursion_limit = "256"]
@@ -88,6 +98,7 @@ mod handle;
 mod info;
 mod matches;
 mod message;
+mod metadata;
 mod names;
 mod notify;
 mod policy;

@@ -10,16 +10,21 @@
 //! from the sender's memory into each receiver's pool.
 
 use crate::connection::Connection;
+use crate::glue::cred::{Credential, UserNamespace};
 use crate::glue::file::{File, MEMFD_SEALS};
 use crate::glue::gfp;
+use crate::glue::pid::{Pid, PidNamespace};
 use crate::glue::stats::{Kind, Live};
+use crate::glue::task::Task;
 use crate::glue::time;
+use crate::metadata::{Consumer, ProcMeta};
 use crate::pool::Pool;
 use crate::proto::errno::{Result, EFAULT, EINVAL, EMEDIUMTYPE, EMSGSIZE, EOPNOTSUPP, ETXTBSY};
 use crate::proto::item::{self, Items, HEADER_SIZE};
+use crate::proto::metadata::{self as pm, Values};
 use crate::proto::msg::{self, Header};
 use crate::uapi::*;
-use core::cell::OnceCell;
+use core::cell::{OnceCell, RefCell};
 use core::mem::size_of;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -63,6 +68,15 @@ pub(crate) struct Kmsg {
     /// OWNED_NAME items of the sender's names, collected when the first
     /// receiver wants them (metadata.md 1), then shared by all.
     names: OnceCell<KVVec<u8>>,
+    /// The sender's `attach_flags_send` when it sent the message.
+    send_mask: u64,
+    /// The sending thread (whether a receiver could see it in /proc).
+    tid: Option<ARef<Pid>>,
+    /// The sending thread's process metadata, collected item by item when
+    /// the first receiver wants it, then shared by all (metadata.md 1).
+    /// `None` for kernel messages and for senders with faked metadata
+    /// (connection.md 10: no process metadata at all).
+    process: Option<RefCell<ProcMeta>>,
     _live: Live,
 }
 
@@ -209,6 +223,12 @@ impl Kmsg {
             description,
             sender: Some(sender.clone()),
             names: OnceCell::new(),
+            send_mask: sender.attach_send(),
+            tid: Task::current().pid(),
+            process: match sender.faked_meta() {
+                true => None,
+                false => Some(RefCell::new(ProcMeta::new())),
+            },
             _live: Live::new(Kind::Message),
         })
     }
@@ -265,6 +285,9 @@ impl Kmsg {
             description: None,
             sender: None,
             names: OnceCell::new(),
+            send_mask: 0,
+            tid: None,
+            process: None,
             _live: Live::new(Kind::Message),
         })
     }
@@ -286,37 +309,74 @@ impl Kmsg {
             .map(|i| (i.u64_at(0), i.payload.get(8..).unwrap_or(&[])))
     }
 
-    /// Builds the head (header, items, metadata) for a receiver that wants
-    /// metadata `attach` (message.md 14; metadata.md 2).
-    pub(crate) fn head(&self, attach: u64) -> Result<Head> {
+    /// The metadata a receiver with `attach_recv`, whose HELLO task lives in
+    /// pid namespace `pid_ns`, gets on this message (metadata.md 2.1-2.2).
+    ///
+    /// The /proc visibility rule: the sending thread must have a number in
+    /// the receiver's pid namespace. On 6.12 `hidepid` is a per-procfs-mount
+    /// option, not a property of the pid namespace, so its step 3 is taken
+    /// as true (the spec's option for 5.8+ kernels).
+    pub(crate) fn mask_for(&self, attach_recv: u64, pid_ns: &PidNamespace) -> u64 {
+        if self.kernel {
+            return pm::NOTIFICATION_MASK;
+        }
+        let visible = || {
+            let has_pid = self.tid.as_ref().is_some_and(|t| t.nr_in(pid_ns) != 0);
+            pm::procfs_visible(has_pid, false, true)
+        };
+        let faked = self.process.is_none();
+        pm::message_mask(self.send_mask, attach_recv, faked, visible)
+    }
+
+    /// Whether collecting the process metadata of `mask` still to be
+    /// collected reads the sender's memory (CMDLINE).
+    pub(crate) fn collect_reads_user_memory(&self, mask: u64) -> bool {
+        self.process.as_ref().is_some_and(|p| {
+            p.try_borrow()
+                .is_ok_and(|p| p.missing(mask) & KDBUS_ATTACH_CMDLINE != 0)
+        })
+    }
+
+    /// Collects the process metadata of `mask` not collected yet, from the
+    /// calling (sending) thread: once per message and item, so every
+    /// receiver sees the same values.
+    pub(crate) fn collect(&self, mask: u64) -> Result {
+        let Some(p) = &self.process else {
+            return Ok(());
+        };
+        let mut p = p.try_borrow_mut().map_err(|_| EINVAL)?;
+        if p.missing(mask) == 0 {
+            return Ok(());
+        }
+        p.collect(mask, &Credential::current())
+    }
+
+    /// Builds the head (header, items, metadata) for a receiver that gets
+    /// metadata `mask` (from [`Kmsg::mask_for`], collected), translated
+    /// into user namespace `ns` and the namespaces `c` (message.md 14;
+    /// metadata.md 3-4).
+    pub(crate) fn head(&self, mask: u64, ns: &UserNamespace, c: &Consumer) -> Result<Head> {
         let mut out = KVVec::with_capacity(MSG_HDR + self.items.len() + 128, gfp())?;
         out.extend_with(MSG_HDR, 0, gfp())?;
         out.extend_from_slice(&self.items, gfp())?;
         let mut end = MSG_HDR + self.items_end;
-        if attach & KDBUS_ATTACH_NAMES != 0 {
-            let names = self.owned_names();
-            if !names.is_empty() {
-                // Items of their own, each padded: the last one's size is
-                // its unpadded end.
-                let at = out.len();
-                out.extend_from_slice(names, gfp())?;
-                end = at + last_item_end(names);
-            }
+        let mut extra = Values::default();
+        if mask & KDBUS_ATTACH_NAMES != 0 {
+            extra.names = self.owned_names();
         }
-        if let Some(d) = &self.description {
-            if attach & KDBUS_ATTACH_CONN_DESCRIPTION != 0 {
-                let at = out.len();
-                end = at + push_item(&mut out, KDBUS_ITEM_CONN_DESCRIPTION, &[d, &[0]])?;
-            }
+        extra.description = self.description.as_deref();
+        if mask & KDBUS_ATTACH_TIMESTAMP != 0 {
+            extra.timestamp = Some(*self.timestamp.get_or_init(|| timestamp(self.seq)));
         }
-        if self.kernel || attach & KDBUS_ATTACH_TIMESTAMP != 0 {
-            let at = out.len();
-            let mut ts = [0u8; 24];
-            let stamp = self.timestamp.get_or_init(|| timestamp(self.seq));
-            for (k, v) in stamp.iter().enumerate() {
-                ts[k * 8..k * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+        let last = match &self.process {
+            Some(p) => {
+                let p = p.try_borrow().map_err(|_| EINVAL)?;
+                p.render(mask, ns, c, &extra, &mut out)?
             }
-            end = at + push_item(&mut out, KDBUS_ITEM_TIMESTAMP, &[&ts])?;
+            None => pm::encode(&extra, mask & pm::CONNECTION, &mut out)?,
+        };
+        if let Some(e) = last {
+            end = e;
         }
         let msg_size = end as u64;
         self.header.write(&mut out, msg_size, self.src_id);
@@ -345,8 +405,7 @@ impl Kmsg {
         if let Some(s) = &self.sender {
             if let Ok(names) = s.ep.bus.owned_names(s) {
                 for (flags, n) in names.iter() {
-                    let f = flags.to_ne_bytes();
-                    if push_item(&mut items, KDBUS_ITEM_OWNED_NAME, &[&f, &n.name, &[0]]).is_err() {
+                    if pm::put_owned_name(&mut items, *flags, &n.name).is_err() {
                         items = KVVec::new();
                         break;
                     }
@@ -398,13 +457,4 @@ impl Kmsg {
     pub(crate) fn has_fds(&self) -> bool {
         self.nfds > 0
     }
-}
-
-/// The unpadded end of the last item of a padded item stream.
-fn last_item_end(items: &[u8]) -> usize {
-    let mut end = 0;
-    for i in Items::new(items, 0).filter_map(|i| i.ok()) {
-        end = i.offset + HEADER_SIZE + i.payload.len();
-    }
-    end
 }

@@ -5,6 +5,7 @@
  */
 #include <linux/fs_context.h>
 #include <linux/namei.h>
+#include <linux/pid_namespace.h>
 #include <linux/poll.h>
 #include <linux/shmem_fs.h>
 

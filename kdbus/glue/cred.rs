@@ -5,6 +5,7 @@
 use super::bindings;
 use super::file::File;
 use core::ptr::NonNull;
+use kernel::prelude::*;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 
 /// A user id as the kernel holds it (a `kuid_t`: the id in the initial user
@@ -19,6 +20,11 @@ pub(crate) struct Kuid(u32);
 pub(crate) struct Kgid(u32);
 
 impl Kuid {
+    /// A kuid from its global value.
+    pub(crate) fn from_raw(v: u32) -> Self {
+        Kuid(v)
+    }
+
     /// The global (initial-namespace) value.
     pub(crate) fn raw(self) -> u32 {
         self.0
@@ -124,6 +130,58 @@ impl Credential {
         Kgid(self.raw().egid.val)
     }
 
+    /// uid, euid, suid, fsuid.
+    pub(crate) fn uids(&self) -> [Kuid; 4] {
+        let r = self.raw();
+        [r.uid, r.euid, r.suid, r.fsuid].map(|k| Kuid(k.val))
+    }
+
+    /// gid, egid, sgid, fsgid.
+    pub(crate) fn gids(&self) -> [Kgid; 4] {
+        let r = self.raw();
+        [r.gid, r.egid, r.sgid, r.fsgid].map(|k| Kgid(k.val))
+    }
+
+    /// The inheritable, permitted, effective and bounding capability sets.
+    pub(crate) fn cap_sets(&self) -> [u64; 4] {
+        let r = self.raw();
+        [
+            r.cap_inheritable,
+            r.cap_permitted,
+            r.cap_effective,
+            r.cap_bset,
+        ]
+        .map(|c| c.val)
+    }
+
+    /// The LSM security context of these credentials, if an LSM gives one.
+    pub(crate) fn security_context(&self) -> crate::proto::errno::Result<Option<KVec<u8>>> {
+        let mut secid = 0u32;
+        let mut ctx = core::ptr::null_mut();
+        let mut len = 0u32;
+        // SAFETY: the cred is live; on success the context is ours until
+        // security_release_secctx.
+        let r = unsafe {
+            bindings::security_cred_getsecid(self.0.get(), &mut secid);
+            bindings::security_secid_to_secctx(secid, &mut ctx, &mut len)
+        };
+        if r != 0 || ctx.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: `ctx` holds `len` bytes (see above).
+        let bytes = unsafe { core::slice::from_raw_parts(ctx.cast::<u8>(), len as usize) };
+        let bytes = match bytes.iter().position(|&b| b == 0) {
+            Some(n) => &bytes[..n],
+            None => bytes,
+        };
+        let mut out = KVec::new();
+        let copied = out.extend_from_slice(bytes, super::gfp());
+        // SAFETY: given back once, as obtained.
+        unsafe { bindings::security_release_secctx(ctx, len) };
+        copied?;
+        Ok((!out.is_empty()).then_some(out))
+    }
+
     /// The supplementary groups, in the kernel's (ascending) order.
     pub(crate) fn groups(&self) -> &[Kgid] {
         let gi = self.raw().group_info;
@@ -171,6 +229,16 @@ unsafe impl AlwaysRefCounted for UserNamespace {
     }
 }
 
+/// The highest capability number of the running kernel (`CAP_LAST_CAP`).
+pub(crate) const CAP_LAST_CAP: u32 = bindings::CAP_LAST_CAP;
+
+/// Namespaces are equal if they are the same object.
+impl PartialEq for UserNamespace {
+    fn eq(&self, other: &UserNamespace) -> bool {
+        core::ptr::eq(self, other)
+    }
+}
+
 /// `CAP_IPC_OWNER`.
 pub(crate) const CAP_IPC_OWNER: i32 = bindings::CAP_IPC_OWNER as i32;
 
@@ -208,6 +276,40 @@ impl UserNamespace {
         } else {
             Some(uid)
         }
+    }
+
+    /// `kgid` as seen in this namespace, `None` if it has no mapping there.
+    pub(crate) fn map_gid(&self, kgid: Kgid) -> Option<u32> {
+        // SAFETY: `self` is live (invariant).
+        let gid = unsafe { bindings::from_kgid(self.0.get(), kgid.to_kgid_t()) };
+        (gid != u32::MAX).then_some(gid)
+    }
+
+    /// `kuid` as seen in this namespace, the overflow uid if unmapped.
+    pub(crate) fn map_uid_or_overflow(&self, kuid: Kuid) -> u32 {
+        // SAFETY: `self` is live (invariant).
+        unsafe { bindings::from_kuid_munged(self.0.get(), kuid.to_kuid_t()) }
+    }
+
+    /// `kgid` as seen in this namespace, the overflow gid if unmapped.
+    pub(crate) fn map_gid_or_overflow(&self, kgid: Kgid) -> u32 {
+        // SAFETY: `self` is live (invariant).
+        unsafe { bindings::from_kgid_munged(self.0.get(), kgid.to_kgid_t()) }
+    }
+
+    /// The parent namespace; `None` for the initial one.
+    pub(crate) fn parent(&self) -> Option<&UserNamespace> {
+        // SAFETY: a namespace holds a reference to its parent.
+        unsafe {
+            let p = (*self.0.get()).parent;
+            (!p.is_null()).then(|| UserNamespace::from_ptr(p))
+        }
+    }
+
+    /// The euid that created this namespace.
+    pub(crate) fn owner(&self) -> Kuid {
+        // SAFETY: `self` is live (invariant); `owner` never changes.
+        Kuid(unsafe { (*self.0.get()).owner.val })
     }
 
     /// Whether the opener of `file` had capability `cap` in this namespace.

@@ -2,11 +2,18 @@
 /*
  * One-line wrappers for static inlines and macros (see helpers.h).
  */
+#include <linux/cgroup.h>
 #include <linux/cred.h>
 #include <linux/dcache.h>
 #include <linux/fs.h>
+#include <linux/fs_struct.h>
 #include <linux/idr.h>
 #include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/rcupdate.h>
+#include <linux/sched.h>
 #include <linux/net.h>
 #include <linux/poll.h>
 #include <linux/shmem_fs.h>
@@ -65,3 +72,15 @@ bool kdbus_is_unix_socket(struct file *file)
 
 	return sock && sock->sk && sock->sk->sk_family == AF_UNIX;
 }
+struct task_struct *kdbus_current(void) { return current; }
+void kdbus_rcu_read_lock(void) { rcu_read_lock(); }
+void kdbus_rcu_read_unlock(void) { rcu_read_unlock(); }
+struct pid *kdbus_get_pid(struct pid *pid) { return get_pid(pid); }
+struct pid_namespace *kdbus_get_pid_ns(struct pid_namespace *ns) { return get_pid_ns(ns); }
+void kdbus_get_fs_root(struct fs_struct *fs, struct path *root) { get_fs_root(fs, root); }
+void kdbus_mmap_read_lock(struct mm_struct *mm) { mmap_read_lock(mm); }
+void kdbus_mmap_read_unlock(struct mm_struct *mm) { mmap_read_unlock(mm); }
+void kdbus_mm_arg_lock(struct mm_struct *mm) { spin_lock(&mm->arg_lock); }
+void kdbus_mm_arg_unlock(struct mm_struct *mm) { spin_unlock(&mm->arg_lock); }
+struct cgroup *kdbus_task_dfl_cgroup(struct task_struct *task) { return task_dfl_cgroup(task); }
+int kdbus_cgroup_path(struct cgroup *cgrp, char *buf, size_t buflen) { return cgroup_path(cgrp, buf, buflen); }

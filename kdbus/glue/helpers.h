@@ -8,7 +8,14 @@
 
 #include <linux/types.h>
 
+struct cgroup;
 struct cred;
+struct fs_struct;
+struct mm_struct;
+struct path;
+struct pid;
+struct pid_namespace;
+struct task_struct;
 struct delayed_work;
 struct dentry;
 struct file;
@@ -56,5 +63,17 @@ bool kdbus_is_shmem_file(struct file *file);
 unsigned int kdbus_shmem_seals(struct file *file);
 s64 kdbus_file_size(struct file *file);
 bool kdbus_is_unix_socket(struct file *file);
+struct task_struct *kdbus_current(void);
+void kdbus_rcu_read_lock(void);
+void kdbus_rcu_read_unlock(void);
+struct pid *kdbus_get_pid(struct pid *pid);
+struct pid_namespace *kdbus_get_pid_ns(struct pid_namespace *ns);
+void kdbus_get_fs_root(struct fs_struct *fs, struct path *root);
+void kdbus_mmap_read_lock(struct mm_struct *mm);
+void kdbus_mmap_read_unlock(struct mm_struct *mm);
+void kdbus_mm_arg_lock(struct mm_struct *mm);
+void kdbus_mm_arg_unlock(struct mm_struct *mm);
+struct cgroup *kdbus_task_dfl_cgroup(struct task_struct *task);
+int kdbus_cgroup_path(struct cgroup *cgrp, char *buf, size_t buflen);
 
 #endif

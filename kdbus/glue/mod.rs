@@ -12,6 +12,8 @@
 //! | [`poll::PollWatch`] | (fs/select.c's `poll_wqueues`) | waiting on a foreign file's poll queues, any number of them |
 //! | [`vma::VmaNew`] | `kernel::mm::virt::VmaNew` | the area of an `mmap` call |
 //! | [`cred::Credential`], [`cred::UserNamespace`] | `kernel::cred` | credentials, user namespaces, capabilities |
+//! | [`task::Task`], [`task::Path`] | `kernel::task::Task`, `kernel::fs::Path` | the calling task's pids, comm, exe, argument block, cgroup, audit ids, fs root (metadata) |
+//! | [`pid::Pid`], [`pid::PidNamespace`] | `kernel::pid`, `kernel::pid_namespace` | pids numbered per pid namespace |
 //! | [`workqueue::DelayedWork`] | `kernel::workqueue::DelayedWork` | a delayed work item that holds a reference while queued |
 //! | [`vfs`] | (`kernel::fs` in progress upstream) | kdbusfs mechanics: registration, superblock, nodes, file operations |
 //! | [`shmem`] | - | the pool's shmem file: page-cache writer, page patches, mapping |
@@ -26,10 +28,12 @@ pub(crate) mod error;
 pub(crate) mod file;
 pub(crate) mod hash;
 pub(crate) mod kvec;
+pub(crate) mod pid;
 pub(crate) mod poll;
 pub(crate) mod random;
 pub(crate) mod shmem;
 pub(crate) mod stats;
+pub(crate) mod task;
 pub(crate) mod time;
 pub(crate) mod uapi;
 pub(crate) mod user;

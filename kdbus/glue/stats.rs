@@ -29,9 +29,12 @@ pub(crate) enum Kind {
     Reply,
     /// [`crate::handle::Handle`]: an open kdbus file
     Handle,
+    /// [`crate::metadata::ProcMeta`], [`crate::metadata::Faked`]: metadata
+    /// snapshots and a message's collected process metadata
+    Metadata,
 }
 
-const KINDS: usize = 9;
+const KINDS: usize = 10;
 const NAMES: [&str; KINDS] = [
     "domains",
     "buses",
@@ -42,6 +45,7 @@ const NAMES: [&str; KINDS] = [
     "placed messages",
     "reply trackers",
     "handles",
+    "metadata records",
 ];
 
 static LIVE: [AtomicIsize; KINDS] = [const { AtomicIsize::new(0) }; KINDS];

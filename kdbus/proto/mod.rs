@@ -7,7 +7,7 @@
 //!
 //! Every feature puts its pure half here: item framing and validation
 //! ([`item`]), the command tables and parser ([`cmd`]), SEND's message rules
-//! and layout ([`msg`]), name rules ([`names`]), bloom parameters ([`bloom`]),
+//! and layout ([`msg`]), metadata selection and encoding ([`metadata`]), name rules ([`names`]), bloom parameters ([`bloom`]),
 //! the pool's slice allocator ([`slices`]), receive quotas ([`quota`]), the
 //! limits ([`limits`]) and the errno type ([`errno`]).
 
@@ -20,6 +20,7 @@ pub mod errno;
 pub mod item;
 pub mod limits;
 pub mod matching;
+pub mod metadata;
 pub mod msg;
 pub mod names;
 pub mod policy;

@@ -11,6 +11,7 @@ mod fuse;
 mod hello;
 mod info;
 mod memfd;
+mod metadata;
 mod mmap;
 mod monitor;
 mod policy_talk;
@@ -218,6 +219,15 @@ pub static TESTS: &[Test] = &[
     ("info-list", info::list),
     ("info-list-errors", info::list_errors),
     ("info-update", info::update),
+    // metadata
+    ("metadata-each-item", metadata::each_item),
+    ("metadata-all-items", metadata::all_items),
+    ("metadata-once-per-message", metadata::once_per_message),
+    ("metadata-receiver-mask", metadata::receiver_mask),
+    ("metadata-conn-info", metadata::conn_info),
+    ("metadata-bus-creator-info", metadata::bus_creator_info),
+    ("metadata-faked", metadata::faked),
+    ("metadata-user-pid-namespace", metadata::user_pid_namespace),
     // receive quotas
     ("quota-bytes", quota::bytes),
     ("quota-messages", quota::messages),

@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Metadata, the kernel half (spec: metadata.md): process metadata collected
+//! from the calling task ([`ProcMeta`]: the bus creator's at BUS_MAKE, a
+//! connection's at HELLO, a message's at SEND, item by item when the first
+//! receiver wants it), faked metadata given at HELLO ([`Faked`],
+//! connection.md 10), and their rendering for one consumer: ids mapped into
+//! the consumer's user namespace, pids numbered in its pid namespace, EXE
+//! only if the roots match ([`Consumer`]). The selection rules and the
+//! encoding are the pure half, `proto/metadata.rs`.
+//!
+//! Every type here owns the references it holds (credentials, pids, paths)
+//! and gives them back on drop.
+
+use crate::glue::cred::{Credential, Kgid, Kuid, UserNamespace, CAP_LAST_CAP};
+use crate::glue::gfp;
+use crate::glue::pid::{Pid, PidNamespace};
+use crate::glue::stats::{Kind, Live};
+use crate::glue::task::{Comm, Path, Task};
+use crate::proto::cmd::Cmd;
+use crate::proto::errno::{Result, EINVAL};
+use crate::proto::metadata::{self as pm, Sink, Values, UNSET_ID};
+use crate::uapi::*;
+use kernel::alloc::Allocator;
+use kernel::prelude::*;
+use kernel::types::ARef;
+
+/// At most this many bytes of a task's argument block are attached
+/// (CMDLINE): the whole block of any ordinary command line, bounded like a
+/// command.
+pub(crate) const CMDLINE_MAX: usize = 32 * 1024;
+
+impl<A: Allocator> Sink for Vec<u8, A> {
+    fn written(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result {
+        Ok(self.extend_from_slice(b, gfp())?)
+    }
+
+    fn zeros(&mut self, n: usize) -> Result {
+        Ok(self.extend_with(n, 0, gfp())?)
+    }
+}
+
+/// What metadata is translated into for one connection (metadata.md 3):
+/// besides the user namespace of its connection credentials, the pid
+/// namespace and the filesystem root of the task that issued its HELLO.
+pub(crate) struct Consumer {
+    pub(crate) pid_ns: ARef<PidNamespace>,
+    pub(crate) root: Option<Path>,
+}
+
+impl Consumer {
+    /// The calling task's namespaces.
+    pub(crate) fn current() -> Consumer {
+        Consumer {
+            pid_ns: PidNamespace::current(),
+            root: Task::current().fs_root(),
+        }
+    }
+}
+
+/// Process metadata of a task (metadata.md 1): the items collected so far.
+pub(crate) struct ProcMeta {
+    /// Items collected (`KDBUS_ATTACH_*`), with or without data.
+    have: u64,
+    /// CREDS, AUXGROUPS, CAPS: the task's credentials.
+    cred: Option<ARef<Credential>>,
+    /// PIDS: thread group, thread, parent's thread group.
+    pids: [Option<ARef<Pid>>; 3],
+    tid_comm: Option<Comm>,
+    pid_comm: Option<Comm>,
+    /// EXE: the path as the task saw it, and the task's root then.
+    exe: Option<(KVec<u8>, Path)>,
+    cmdline: Option<KVec<u8>>,
+    cgroup: Option<KVec<u8>>,
+    seclabel: Option<KVec<u8>>,
+    /// AUDIT: login uid, session id.
+    audit: Option<(Kuid, u32)>,
+    _live: Live,
+}
+
+impl ProcMeta {
+    /// Nothing collected yet.
+    pub(crate) fn new() -> Self {
+        ProcMeta {
+            have: 0,
+            cred: None,
+            pids: [None, None, None],
+            tid_comm: None,
+            pid_comm: None,
+            exe: None,
+            cmdline: None,
+            cgroup: None,
+            seclabel: None,
+            audit: None,
+            _live: Live::new(Kind::Metadata),
+        }
+    }
+
+    /// Everything, from the calling task with credentials `cred` (a bus
+    /// creator's or a connection's snapshot). Reads the task's memory.
+    pub(crate) fn snapshot(cred: &Credential) -> Result<Self> {
+        let mut m = Self::new();
+        m.collect(pm::PROCESS, cred)?;
+        Ok(m)
+    }
+
+    /// The items of `mask` not collected yet.
+    pub(crate) fn missing(&self, mask: u64) -> u64 {
+        mask & pm::PROCESS & !self.have
+    }
+
+    /// Collects the items of `mask` not collected yet from the calling
+    /// task, whose credentials are `cred`. CMDLINE reads the task's memory:
+    /// ask for it only where user memory may be touched.
+    pub(crate) fn collect(&mut self, mask: u64, cred: &Credential) -> Result {
+        let need = self.missing(mask);
+        if need == 0 {
+            return Ok(());
+        }
+        let task = Task::current();
+        let want = |bit: u64| need & bit != 0;
+        let cred_items = KDBUS_ATTACH_CREDS | KDBUS_ATTACH_AUXGROUPS | KDBUS_ATTACH_CAPS;
+        if need & cred_items != 0 && self.cred.is_none() {
+            self.cred = Some(ARef::from(cred));
+        }
+        if want(KDBUS_ATTACH_PIDS) {
+            self.pids = [task.tgid(), task.pid(), task.parent_tgid()];
+        }
+        if want(KDBUS_ATTACH_TID_COMM) {
+            self.tid_comm = Some(task.comm());
+        }
+        if want(KDBUS_ATTACH_PID_COMM) {
+            self.pid_comm = Some(task.leader_comm());
+        }
+        if want(KDBUS_ATTACH_EXE) {
+            if let (Some(p), Some(root)) = (task.exe_path()?, task.fs_root()) {
+                self.exe = Some((p, root));
+            }
+        }
+        if want(KDBUS_ATTACH_CMDLINE) {
+            self.cmdline = task.cmdline(CMDLINE_MAX)?;
+        }
+        if want(KDBUS_ATTACH_CGROUP) {
+            self.cgroup = task.cgroup_path()?;
+        }
+        if want(KDBUS_ATTACH_SECLABEL) {
+            self.seclabel = cred.security_context()?;
+        }
+        if want(KDBUS_ATTACH_AUDIT) {
+            self.audit = Some(task.audit());
+        }
+        self.have |= need;
+        Ok(())
+    }
+
+    /// Writes the items of `mask` as `ns` and `c` see them, in the fixed
+    /// order, followed by the connection items of `extra`; returns the
+    /// unpadded end of the last item (metadata.md 3-4).
+    pub(crate) fn render<S: Sink>(
+        &self,
+        mask: u64,
+        ns: &UserNamespace,
+        c: &Consumer,
+        extra: &Values<'_>,
+        out: &mut S,
+    ) -> Result<Option<usize>> {
+        let mut v = *extra;
+        let mut groups = KVec::new();
+        if let Some(cred) = &self.cred {
+            let [u0, u1, u2, u3] = cred.uids().map(|k| ns.map_uid_or_overflow(k));
+            let [g0, g1, g2, g3] = cred.gids().map(|k| ns.map_gid_or_overflow(k));
+            v.creds = Some([u0, u1, u2, u3, g0, g1, g2, g3]);
+            if mask & KDBUS_ATTACH_AUXGROUPS != 0 {
+                let list = cred.groups();
+                groups.reserve(list.len(), gfp())?;
+                for g in list {
+                    groups.push(ns.map_gid_or_overflow(*g), gfp())?;
+                }
+            }
+            let euid = cred.euid();
+            let view = pm::caps_view(ns, cred.user_ns(), |n| n.parent(), |n| n.owner() == euid);
+            v.caps = Some(pm::caps_payload(view, cred.cap_sets(), CAP_LAST_CAP));
+        }
+        if self.cred.is_some() {
+            v.auxgroups = Some(&groups);
+        }
+        if self.have & KDBUS_ATTACH_PIDS != 0 {
+            v.pids = Some(pids_in(&self.pids, c));
+        }
+        v.tid_comm = self.tid_comm.as_ref().map(|n| n.as_bytes());
+        v.pid_comm = self.pid_comm.as_ref().map(|n| n.as_bytes());
+        if let (Some((path, root)), Some(croot)) = (&self.exe, &c.root) {
+            if root == croot {
+                v.exe = Some(path);
+            }
+        }
+        v.cmdline = self.cmdline.as_deref();
+        v.cgroup = self.cgroup.as_deref();
+        v.seclabel = self.seclabel.as_deref();
+        if let Some((loginuid, session)) = self.audit {
+            v.audit = Some([session, ns.map_uid(loginuid).unwrap_or(UNSET_ID)]);
+        }
+        pm::encode(&v, mask, out)
+    }
+}
+
+fn pids_in(p: &[Option<ARef<Pid>>; 3], c: &Consumer) -> [u32; 3] {
+    p.each_ref()
+        .map(|p| p.as_ref().map_or(0, |p| p.nr_in(&c.pid_ns)))
+}
+
+/// Faked CREDS/PIDS/SECLABEL given at HELLO by an owner connection
+/// (connection.md 10): informational only.
+pub(crate) struct Faked {
+    /// uid, euid, suid, fsuid, gid, egid, sgid, fsgid as kernel ids;
+    /// `None`: not set.
+    creds: Option<[Option<u32>; 8]>,
+    /// pid, tid, ppid; `None`: not set.
+    pids: Option<[Option<ARef<Pid>>; 3]>,
+    seclabel: Option<KVec<u8>>,
+    _live: Live,
+}
+
+impl Faked {
+    /// The faked items of HELLO command `c`, ids read in the caller's user
+    /// namespace `ns` and pids in its pid namespace (connection.md 3.2 step
+    /// 12); `None` if there are none.
+    pub(crate) fn from_hello(c: &Cmd<'_>, ns: &UserNamespace) -> Result<Option<Faked>> {
+        let (ci, pi, si) = (
+            c.item(KDBUS_ITEM_CREDS),
+            c.item(KDBUS_ITEM_PIDS),
+            c.item(KDBUS_ITEM_SECLABEL),
+        );
+        if ci.is_none() && pi.is_none() && si.is_none() {
+            return Ok(None);
+        }
+        let creds = match ci {
+            Some(i) => {
+                let ids = pm::parse_faked_creds(i.payload)?;
+                let mut k = [None; 8];
+                for (n, (o, id)) in k.iter_mut().zip(ids.iter()).enumerate() {
+                    if let Some(id) = id {
+                        let raw = match n < 4 {
+                            true => ns.make_kuid(*id).map(|k| k.raw()),
+                            false => ns.make_kgid(*id).map(|k| k.raw()),
+                        };
+                        *o = Some(raw.ok_or(EINVAL)?);
+                    }
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        let pids = match pi {
+            Some(i) => {
+                let nrs = pm::parse_faked_pids(i.payload)?;
+                let mut p = [None, None, None];
+                for (o, nr) in p.iter_mut().zip(nrs.iter()) {
+                    if let Some(nr) = nr {
+                        *o = Some(Pid::find_in_current_ns(*nr).ok_or(EINVAL)?);
+                    }
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let seclabel = match si {
+            Some(i) => {
+                let mut v = KVec::new();
+                v.extend_from_slice(i.str_bytes(), gfp())?;
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(Some(Faked {
+            creds,
+            pids,
+            seclabel,
+            _live: Live::new(Kind::Metadata),
+        }))
+    }
+
+    /// The faked uid, if CREDS were faked with one.
+    pub(crate) fn uid(&self) -> Option<Kuid> {
+        self.creds.and_then(|c| c[0]).map(Kuid::from_raw)
+    }
+
+    fn render<S: Sink>(
+        &self,
+        mask: u64,
+        ns: &UserNamespace,
+        c: &Consumer,
+        extra: &Values<'_>,
+        out: &mut S,
+    ) -> Result<Option<usize>> {
+        let mut v = *extra;
+        if let Some(ids) = self.creds {
+            let mut w = [UNSET_ID; 8];
+            for (n, (o, id)) in w.iter_mut().zip(ids.iter()).enumerate() {
+                if let Some(id) = id {
+                    *o = match n < 4 {
+                        true => ns.map_uid_or_overflow(Kuid::from_raw(*id)),
+                        false => ns.map_gid_or_overflow(Kgid::from_raw(*id)),
+                    };
+                }
+            }
+            v.creds = Some(w);
+        }
+        if let Some(p) = &self.pids {
+            v.pids = Some(pids_in(p, c));
+        }
+        v.seclabel = self.seclabel.as_deref();
+        pm::encode(&v, mask & (pm::FAKEABLE | pm::CONNECTION), out)
+    }
+}
+
+/// A connection's metadata snapshot (metadata.md 1): the HELLO task's, or
+/// what an owner faked.
+pub(crate) enum Snapshot {
+    Real(ProcMeta),
+    Faked(Faked),
+}
+
+impl Snapshot {
+    /// The snapshot of a HELLO: faked items if `c` has any, else the calling
+    /// task's (`cred`: its credentials).
+    pub(crate) fn at_hello(c: &Cmd<'_>, cred: &Credential) -> Result<Snapshot> {
+        match Faked::from_hello(c, cred.user_ns())? {
+            Some(f) => Ok(Snapshot::Faked(f)),
+            None => Ok(Snapshot::Real(ProcMeta::snapshot(cred)?)),
+        }
+    }
+
+    /// Whether the metadata was faked.
+    pub(crate) fn is_faked(&self) -> bool {
+        matches!(self, Snapshot::Faked(_))
+    }
+
+    /// The faked uid, if any.
+    pub(crate) fn faked_uid(&self) -> Option<Kuid> {
+        match self {
+            Snapshot::Faked(f) => f.uid(),
+            Snapshot::Real(_) => None,
+        }
+    }
+
+    /// See [`ProcMeta::render`].
+    pub(crate) fn render<S: Sink>(
+        &self,
+        mask: u64,
+        ns: &UserNamespace,
+        c: &Consumer,
+        extra: &Values<'_>,
+        out: &mut S,
+    ) -> Result<Option<usize>> {
+        match self {
+            Snapshot::Real(m) => m.render(mask, ns, c, extra, out),
+            Snapshot::Faked(f) => f.render(mask, ns, c, extra, out),
+        }
+    }
+}
