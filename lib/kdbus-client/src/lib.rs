@@ -1,0 +1,2 @@
+//! kdbus-client (work in progress)
+pub mod wire;
