@@ -1,2 +1,11 @@
 //! kdbus-client (work in progress)
+pub mod address;
+pub mod error;
+pub mod message;
+pub mod metadata;
+pub mod rule;
 pub mod wire;
+pub use address::Address;
+pub use error::{Error, Result};
+pub use message::{Message, MessageBuilder};
+pub use rule::MatchRule;

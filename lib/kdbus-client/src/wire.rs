@@ -695,19 +695,19 @@ where
     data.deserialize_for_signature(tsig).map(|r| r.0)
 }
 
-/// Deserializes the body as a dynamic [`zvariant::Structure`] (one field
-/// per argument), for code that inspects arguments without knowing their
-/// types (match rules, bloom filters).
-pub fn body_structure(
-    signature: &str,
-    bytes: &[u8],
-) -> Result<zvariant::OwnedValue, zvariant::Error> {
+/// Deserializes the body as dynamic values, one per argument (for code
+/// that inspects arguments without knowing their types: match rules, bloom
+/// filters).
+pub fn body_args(signature: &str, bytes: &[u8]) -> Result<Vec<OwnedValue>, zvariant::Error> {
+    if signature.is_empty() {
+        return Ok(Vec::new());
+    }
     let sig = format!("({signature})");
     let data = Data::new(bytes, gvariant_context());
     let (s, _): (zvariant::Structure<'_>, usize) =
         data.deserialize_for_dynamic_signature(sig.as_str())?;
-    OwnedValue::try_from(Value::Structure(s))
+    s.into_fields().into_iter().map(OwnedValue::try_from).collect()
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
