@@ -1,6 +1,7 @@
 //! kdbus-client (work in progress)
 pub mod address;
 pub mod error;
+pub mod kmsg;
 pub mod message;
 pub mod metadata;
 pub mod rule;
