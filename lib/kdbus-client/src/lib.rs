@@ -1,5 +1,6 @@
 //! kdbus-client (work in progress)
 pub mod address;
+pub mod connection;
 pub mod error;
 pub mod kmsg;
 pub mod message;
@@ -7,6 +8,7 @@ pub mod metadata;
 pub mod rule;
 pub mod wire;
 pub use address::Address;
+pub use connection::{Connection, ConnectionBuilder, MatchHandle, PendingCall, ReleaseNameReply, RequestNameFlags, RequestNameReply};
 pub use error::{Error, Result};
 pub use message::{Message, MessageBuilder};
 pub use rule::MatchRule;
