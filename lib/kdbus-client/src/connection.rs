@@ -391,10 +391,6 @@ impl Connection {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn notify_all(&self) {
-        self.cond.notify_all();
-    }
-
     fn next_cookie(&self) -> u64 {
         let c = self.cookie.fetch_add(1, Ordering::Relaxed);
         if c == 0 || c >= wire_cookie_limit() {

@@ -12,3 +12,7 @@ pub use connection::{Connection, ConnectionBuilder, MatchHandle, PendingCall, Re
 pub use error::{Error, Result};
 pub use message::{Message, MessageBuilder};
 pub use rule::MatchRule;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+#[cfg(feature = "tokio")]
+pub use crate::tokio::AsyncConnection;
