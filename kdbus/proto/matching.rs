@@ -50,10 +50,8 @@ pub fn validate(c: &Cmd<'_>, bloom_size: u64) -> Result {
                     return Err(EDOM);
                 }
             }
-            KDBUS_ITEM_NAME => {
-                if !names::is_valid_well_known(i.str_bytes(), false) {
-                    return Err(EINVAL);
-                }
+            KDBUS_ITEM_NAME if !names::is_valid_well_known(i.str_bytes(), false) => {
+                return Err(EINVAL);
             }
             _ => {}
         }

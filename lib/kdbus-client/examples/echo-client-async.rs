@@ -13,14 +13,26 @@ const IFACE: &str = "org.example.Echo";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> kdbus_client::Result<()> {
-    let addr = std::env::args().nth(1).map(Address::path).unwrap_or_else(Address::system);
-    let conn = AsyncConnection::new(ConnectionBuilder::address(addr).description("echo-async").build()?)?;
-    conn.add_match(&format!("type='signal',interface='{IFACE}',member='Echoed'"))?;
+    let addr = std::env::args()
+        .nth(1)
+        .map(Address::path)
+        .unwrap_or_else(Address::system);
+    let conn = AsyncConnection::new(
+        ConnectionBuilder::address(addr)
+            .description("echo-async")
+            .build()?,
+    )?;
+    conn.add_match(&format!(
+        "type='signal',interface='{IFACE}',member='Echoed'"
+    ))?;
     let calls = (0..8).map(|i| {
         let conn = conn.clone();
         tokio::spawn(async move {
             let s = format!("async #{i}");
-            let r: String = conn.call_method(NAME, PATH, Some(IFACE), "Echo", &(s.as_str(),)).await?.body()?;
+            let r: String = conn
+                .call_method(NAME, PATH, Some(IFACE), "Echo", &(s.as_str(),))
+                .await?
+                .body()?;
             assert_eq!(r, s);
             kdbus_client::Result::Ok(r)
         })

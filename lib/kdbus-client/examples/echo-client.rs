@@ -29,8 +29,14 @@ fn fail(what: &str) -> ! {
 }
 
 fn main() -> kdbus_client::Result<()> {
-    let conn = ConnectionBuilder::address(address()).description("echo-client").build()?;
-    println!("echo-client: connected as {} to bus {}", conn.unique_name(), conn.bus_id());
+    let conn = ConnectionBuilder::address(address())
+        .description("echo-client")
+        .build()?;
+    println!(
+        "echo-client: connected as {} to bus {}",
+        conn.unique_name(),
+        conn.bus_id()
+    );
 
     // Wait for the service: NameOwnerChanged comes from the kernel's
     // notifications.
@@ -52,7 +58,9 @@ fn main() -> kdbus_client::Result<()> {
     println!("echo-client: {NAME} is owned by {owner}");
     println!("echo-client: names on the bus: {:?}", conn.list_names()?);
 
-    conn.add_match(&format!("type='signal',sender='{NAME}',interface='{IFACE}',member='Echoed',path='{PATH}'"))?;
+    conn.add_match(&format!(
+        "type='signal',sender='{NAME}',interface='{IFACE}',member='Echoed',path='{PATH}'"
+    ))?;
 
     // A synchronous call.
     let reply = conn.call_method(NAME, PATH, Some(IFACE), "Echo", &("hello kdbus",))?;
@@ -84,7 +92,10 @@ fn main() -> kdbus_client::Result<()> {
         };
         if m.is_signal(IFACE, "Echoed") {
             let s: String = m.body()?;
-            println!("echo-client: signal Echoed({s:?}) from {}", m.sender().unwrap_or("?"));
+            println!(
+                "echo-client: signal Echoed({s:?}) from {}",
+                m.sender().unwrap_or("?")
+            );
             signals.push(s);
         }
     }
@@ -110,7 +121,10 @@ fn main() -> kdbus_client::Result<()> {
             fail("no NameOwnerChanged after Quit")
         };
         if let Some(c) = m.name_owner_changed() {
-            println!("echo-client: NameOwnerChanged({:?}, {:?}, {:?})", c.name, c.old_owner, c.new_owner);
+            println!(
+                "echo-client: NameOwnerChanged({:?}, {:?}, {:?})",
+                c.name, c.old_owner, c.new_owner
+            );
             if c.name == NAME && c.new_owner.is_none() {
                 break;
             }

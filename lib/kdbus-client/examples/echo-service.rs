@@ -23,7 +23,9 @@ fn address() -> Address {
 }
 
 fn main() -> kdbus_client::Result<()> {
-    let conn = ConnectionBuilder::address(address()).description("echo-service").build()?;
+    let conn = ConnectionBuilder::address(address())
+        .description("echo-service")
+        .build()?;
     match conn.request_name(NAME, RequestNameFlags::DO_NOT_QUEUE)? {
         RequestNameReply::PrimaryOwner => {}
         other => {
@@ -33,7 +35,9 @@ fn main() -> kdbus_client::Result<()> {
     }
     println!("echo-service: {} owns {NAME}", conn.unique_name());
     loop {
-        let Some(call) = conn.receive(None)? else { continue };
+        let Some(call) = conn.receive(None)? else {
+            continue;
+        };
         if call.message_type() != kdbus_client::wire::MessageType::MethodCall {
             continue;
         }
@@ -49,7 +53,11 @@ fn main() -> kdbus_client::Result<()> {
             m.description,
         );
         if call.path() != Some(PATH) {
-            conn.reply_error(&call, err::UNKNOWN_OBJECT, &format!("No object at {:?}", call.path()))?;
+            conn.reply_error(
+                &call,
+                err::UNKNOWN_OBJECT,
+                &format!("No object at {:?}", call.path()),
+            )?;
             continue;
         }
         match (call.interface(), call.member()) {

@@ -132,7 +132,10 @@ mod tests {
 
     #[test]
     fn parse_entries() {
-        let a = Address::parse("kernel:path=/sys/fs/kdbus/0-system/bus;unix:path=/run/dbus/system_bus_socket").unwrap();
+        let a = Address::parse(
+            "kernel:path=/sys/fs/kdbus/0-system/bus;unix:path=/run/dbus/system_bus_socket",
+        )
+        .unwrap();
         assert_eq!(a.endpoint(), Path::new(SYSTEM_BUS_PATH));
         let a = Address::parse("kernel:path=/sys/fs/kdbus/0%2dtest/bus").unwrap();
         assert_eq!(a.endpoint(), Path::new("/sys/fs/kdbus/0-test/bus"));
@@ -140,6 +143,9 @@ mod tests {
         assert!(Address::parse("kernel:foo=bar").is_err());
         assert!(Address::parse("garbage").is_err());
         assert!(Address::parse("").is_err());
-        assert_eq!(Address::user_bus(1000).endpoint(), Path::new("/sys/fs/kdbus/1000-user/bus"));
+        assert_eq!(
+            Address::user_bus(1000).endpoint(),
+            Path::new("/sys/fs/kdbus/1000-user/bus")
+        );
     }
 }

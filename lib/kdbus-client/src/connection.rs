@@ -368,7 +368,11 @@ impl Connection {
 
     /// The bus id (`GetId`): the bus UUID as 32 lowercase hex digits.
     pub fn bus_id(&self) -> String {
-        self.raw.id128().iter().map(|b| format!("{b:02x}")).collect()
+        self.raw
+            .id128()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The bus's bloom parameters.
@@ -403,7 +407,12 @@ impl Connection {
 
     // ---- sending ----
 
-    fn send_inner(&self, msg: &Message, flags: u64, timeout: Duration) -> Result<(u64, kdbus::SendReply)> {
+    fn send_inner(
+        &self,
+        msg: &Message,
+        flags: u64,
+        timeout: Duration,
+    ) -> Result<(u64, kdbus::SendReply)> {
         let cookie = if msg.cookie() != 0 {
             msg.cookie()
         } else {
@@ -459,7 +468,10 @@ impl Connection {
                 Some(e) => Err(e),
                 None => Ok(m),
             },
-            None => Err(Error::method(err::NO_REPLY, "reply was not a D-Bus message")),
+            None => Err(Error::method(
+                err::NO_REPLY,
+                "reply was not a D-Bus message",
+            )),
         }
     }
 
@@ -630,12 +642,17 @@ impl Connection {
             Some(d) => d.as_millis().min(i32::MAX as u128) as i32,
         };
         let mut fds = [nix::poll::PollFd::new(self.raw.as_fd(), PollFlags::POLLIN)];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX)) {
+        match nix::poll::poll(
+            &mut fds,
+            nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+        ) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::from_errno(e)),
         }
         let rev = fds[0].revents().unwrap_or(PollFlags::empty());
-        if rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) && !rev.contains(PollFlags::POLLIN) {
+        if rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
+            && !rev.contains(PollFlags::POLLIN)
+        {
             return Err(Error::Disconnected);
         }
         Ok(())
@@ -660,7 +677,12 @@ impl Connection {
             }
             if st.reader {
                 st = match remaining {
-                    Some(r) => self.cond.wait_timeout(st, r).unwrap_or_else(|e| e.into_inner()).0,
+                    Some(r) => {
+                        self.cond
+                            .wait_timeout(st, r)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
                     None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
                 };
                 continue;
@@ -708,10 +730,15 @@ impl Connection {
             return Err(Error::from_errno(Errno::EINVAL));
         }
         if !kdbus::valid_name(name, false) {
-            return Err(Error::InvalidName(format!("invalid well-known name {name:?}")));
+            return Err(Error::InvalidName(format!(
+                "invalid well-known name {name:?}"
+            )));
         }
         if flags.0 > 7 {
-            return Err(Error::method(err::INVALID_ARGS, "invalid RequestName flags"));
+            return Err(Error::method(
+                err::INVALID_ARGS,
+                "invalid RequestName flags",
+            ));
         }
         match self.raw.name_acquire(name, flags.to_kdbus()) {
             Ok(rf) => Ok(RequestNameReply::from_return_flags(rf)),
@@ -790,7 +817,9 @@ impl Connection {
     fn conn_info(&self, name: &str, attach_flags: u64) -> Result<InfoRecord> {
         let r = match parse_unique_name(name) {
             Some(id) => self.raw.conn_info(id, attach_flags),
-            None if kdbus::valid_name(name, false) => self.raw.conn_info_name(name, 0, attach_flags),
+            None if kdbus::valid_name(name, false) => {
+                self.raw.conn_info_name(name, 0, attach_flags)
+            }
             None => return Err(Error::InvalidName(format!("invalid bus name {name:?}"))),
         };
         let r = match r {
@@ -798,7 +827,10 @@ impl Connection {
             Err(Errno::ESRCH | Errno::ENXIO) => return Err(no_owner(name)),
             Err(e) => return Err(Error::from_errno(e)),
         };
-        let recs = self.raw.info_records(&kdbus::PoolResult { offset: r.offset, size: r.size });
+        let recs = self.raw.info_records(&kdbus::PoolResult {
+            offset: r.offset,
+            size: r.size,
+        });
         let _ = self.raw.free(r.offset);
         let rec = recs
             .map_err(|e| Error::Wire(crate::wire::WireError(e.0)))?
@@ -835,7 +867,9 @@ impl Connection {
     /// gives what it has and the owner allows).
     pub fn connection_credentials(&self, name: &str) -> Result<Metadata> {
         let rec = self.conn_info(name, attach::ALL)?;
-        Ok(Metadata::from_items(rec.items.iter().map(|i| (i.ty, &i.payload[..]))))
+        Ok(Metadata::from_items(
+            rec.items.iter().map(|i| (i.ty, &i.payload[..])),
+        ))
     }
 
     // ---- match rules ----
@@ -875,7 +909,10 @@ impl Connection {
     pub fn remove_match(&self, handle: &MatchHandle) -> Result<()> {
         let mut st = self.lock();
         let Some(i) = st.rules.iter().position(|(c, _)| *c == handle.cookie) else {
-            return Err(Error::method(err::MATCH_RULE_NOT_FOUND, "Match rule not found"));
+            return Err(Error::method(
+                err::MATCH_RULE_NOT_FOUND,
+                "Match rule not found",
+            ));
         };
         st.rules.remove(i);
         drop(st);
@@ -916,7 +953,10 @@ const fn wire_cookie_limit() -> u64 {
 
 /// Puts a received message where its waiter finds it.
 pub(crate) fn dispatch(st: &mut State, m: Message) {
-    let is_reply = matches!(m.message_type(), MessageType::MethodReturn | MessageType::Error);
+    let is_reply = matches!(
+        m.message_type(),
+        MessageType::MethodReturn | MessageType::Error
+    );
     if is_reply {
         if let Some(r) = m.reply_serial() {
             if st.pending.contains(&r) {
@@ -953,12 +993,24 @@ mod tests {
     #[test]
     fn request_name_reply_codes() {
         use RequestNameReply::*;
-        assert_eq!(RequestNameReply::from_return_flags(NAME_PRIMARY | NAME_ACQUIRED), PrimaryOwner);
-        assert_eq!(RequestNameReply::from_return_flags(NAME_IN_QUEUE | NAME_ACQUIRED), InQueue);
-        assert_eq!(RequestNameReply::from_return_flags(NAME_PRIMARY), AlreadyOwner);
+        assert_eq!(
+            RequestNameReply::from_return_flags(NAME_PRIMARY | NAME_ACQUIRED),
+            PrimaryOwner
+        );
+        assert_eq!(
+            RequestNameReply::from_return_flags(NAME_IN_QUEUE | NAME_ACQUIRED),
+            InQueue
+        );
+        assert_eq!(
+            RequestNameReply::from_return_flags(NAME_PRIMARY),
+            AlreadyOwner
+        );
         assert_eq!(RequestNameReply::from_return_flags(0), Exists);
         let f = RequestNameFlags::ALLOW_REPLACEMENT | RequestNameFlags::REPLACE_EXISTING;
-        assert_eq!(f.to_kdbus(), NAME_ALLOW_REPLACEMENT | NAME_REPLACE_EXISTING | NAME_QUEUE);
+        assert_eq!(
+            f.to_kdbus(),
+            NAME_ALLOW_REPLACEMENT | NAME_REPLACE_EXISTING | NAME_QUEUE
+        );
     }
 
     #[test]
@@ -976,12 +1028,18 @@ mod tests {
         call.header.cookie = 7;
         call.sender = Some(":1.2".into());
         st.pending.insert(7);
-        dispatch(&mut st, Message::method_return(&call).build_empty().unwrap());
+        dispatch(
+            &mut st,
+            Message::method_return(&call).build_empty().unwrap(),
+        );
         assert!(st.replies.contains_key(&7));
         let mut sig = Message::signal("/a", "a.b", "C").build_empty().unwrap();
         sig.sender = Some(":1.2".into());
         dispatch(&mut st, sig);
-        assert!(st.queue.is_empty(), "a broadcast without a matching rule is dropped");
+        assert!(
+            st.queue.is_empty(),
+            "a broadcast without a matching rule is dropped"
+        );
         st.rules.push((1, MatchRule::parse("member='C'").unwrap()));
         let mut sig = Message::signal("/a", "a.b", "C").build_empty().unwrap();
         sig.sender = Some(":1.2".into());

@@ -159,9 +159,11 @@ impl Error {
     pub fn from_send_errno(e: Errno, is_call: bool, destination: Option<&str>) -> Self {
         let d = destination.unwrap_or("(broadcast)");
         match e {
-            Errno::ENXIO | Errno::ESRCH if is_call => {
-                Self::kernel(names::SERVICE_UNKNOWN, format!("Destination {d} not known"), e)
-            }
+            Errno::ENXIO | Errno::ESRCH if is_call => Self::kernel(
+                names::SERVICE_UNKNOWN,
+                format!("Destination {d} not known"),
+                e,
+            ),
             Errno::EADDRNOTAVAIL if is_call => Self::kernel(
                 names::SERVICE_UNKNOWN,
                 format!("Activation of {d} not requested"),
@@ -171,11 +173,9 @@ impl Error {
             Errno::EPIPE if is_call => {
                 Self::kernel(names::NO_REPLY, "Method call peer died".into(), e)
             }
-            Errno::ECONNRESET if is_call => Self::kernel(
-                names::NO_REPLY,
-                format!("Destination {d} disconnected"),
-                e,
-            ),
+            Errno::ECONNRESET if is_call => {
+                Self::kernel(names::NO_REPLY, format!("Destination {d} disconnected"), e)
+            }
             _ => Self::from_errno(e),
         }
     }
@@ -253,7 +253,10 @@ mod tests {
     fn send_errnos() {
         let e = Error::from_send_errno(Errno::ESRCH, true, Some("org.example.Echo"));
         assert_eq!(e.name(), names::SERVICE_UNKNOWN);
-        assert_eq!(e.message().unwrap(), "Destination org.example.Echo not known");
+        assert_eq!(
+            e.message().unwrap(),
+            "Destination org.example.Echo not known"
+        );
         assert_eq!(e.errno(), Some(Errno::ESRCH));
         let e = Error::from_send_errno(Errno::ENXIO, true, Some(":1.9"));
         assert_eq!(e.name(), names::SERVICE_UNKNOWN);
@@ -264,7 +267,9 @@ mod tests {
         assert!(Error::from_send_errno(Errno::ECONNRESET, true, None).is(names::NO_REPLY));
         assert!(Error::from_send_errno(Errno::EPERM, true, None).is(names::ACCESS_DENIED));
         // Not a call: the generic table.
-        assert!(Error::from_send_errno(Errno::ESRCH, false, None).is(names::UNIX_PROCESS_ID_UNKNOWN));
+        assert!(
+            Error::from_send_errno(Errno::ESRCH, false, None).is(names::UNIX_PROCESS_ID_UNKNOWN)
+        );
     }
 
     #[test]
@@ -274,6 +279,9 @@ mod tests {
         assert_eq!(errno_name(Errno::EXFULL), "System.Error.EXFULL");
         let e = Error::from(Errno::EMLINK);
         assert_eq!(e.name(), "System.Error.EMLINK");
-        assert_eq!(e.to_string(), format!("System.Error.EMLINK: {}", Errno::EMLINK.desc()));
+        assert_eq!(
+            e.to_string(),
+            format!("System.Error.EMLINK: {}", Errno::EMLINK.desc())
+        );
     }
 }

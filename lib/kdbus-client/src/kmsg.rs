@@ -12,7 +12,9 @@ use kdbus::consts::*;
 use kdbus::{ArgWalk, BloomArg, BloomParams, MsgBuilder, Notification, Payload, SignalFilter};
 
 use crate::error::names as err;
-use crate::message::{parse_unique_name, unique_name, Message, DBUS_INTERFACE, DBUS_NAME, DBUS_PATH};
+use crate::message::{
+    parse_unique_name, unique_name, Message, DBUS_INTERFACE, DBUS_NAME, DBUS_PATH,
+};
 use crate::metadata::Metadata;
 use crate::wire::{self, Body, Header, MessageType};
 use crate::{Error, Result};
@@ -107,8 +109,11 @@ fn sealed_memfd(data: &[u8]) -> Result<OwnedFd> {
     // SAFETY: memfd_create returned a new descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut f = std::fs::File::from(fd);
-    f.write_all(data)
-        .map_err(|e| Error::from(kdbus::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    f.write_all(data).map_err(|e| {
+        Error::from(kdbus::Errno::from_raw(
+            e.raw_os_error().unwrap_or(libc::EIO),
+        ))
+    })?;
     // SAFETY: fcntl on our own descriptor.
     let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_ADD_SEALS, MEMFD_SEALS) };
     if r < 0 {
@@ -208,9 +213,17 @@ fn owned_fd(fd: i32) -> Option<OwnedFd> {
 /// nothing), `Err` for an invalid one (dropped by the caller).
 pub(crate) fn incoming(km: &kdbus::Message<'_>, own_id: u64) -> Result<Option<Message>> {
     // Own every descriptor first, so that they are closed whatever happens.
-    let fds: Vec<OwnedFd> = km.fds().unwrap_or_default().into_iter().filter_map(owned_fd).collect();
-    let memfds: Vec<(kdbus::MemfdItem, Option<OwnedFd>)> =
-        km.memfds().into_iter().map(|m| (m, owned_fd(m.fd))).collect();
+    let fds: Vec<OwnedFd> = km
+        .fds()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(owned_fd)
+        .collect();
+    let memfds: Vec<(kdbus::MemfdItem, Option<OwnedFd>)> = km
+        .memfds()
+        .into_iter()
+        .map(|m| (m, owned_fd(m.fd)))
+        .collect();
     match km.payload_type {
         PAYLOAD_KERNEL => translate(km, own_id),
         PAYLOAD_DBUS => parse_dbus(km, own_id, fds, memfds).map(Some),
@@ -344,7 +357,11 @@ pub(crate) fn no_reply(reply_serial: u64, own_id: u64, text: &str) -> Result<Mes
 
 /// Kernel notifications -> D-Bus messages (dbus-on-kdbus.md 5.2).
 fn translate(km: &kdbus::Message<'_>, own_id: u64) -> Result<Option<Message>> {
-    let n: Vec<_> = km.items.iter().filter(|i| kdbus::is_notification_item(i.ty)).collect();
+    let n: Vec<_> = km
+        .items
+        .iter()
+        .filter(|i| kdbus::is_notification_item(i.ty))
+        .collect();
     if n.len() > 1 {
         return Err(proto("more than one notification item"));
     }

@@ -111,7 +111,9 @@ impl MessageBuilder {
     }
 
     fn path(self, path: &str) -> Self {
-        let mut s = self.check(is_object_path(path), || format!("invalid object path {path:?}"));
+        let mut s = self.check(is_object_path(path), || {
+            format!("invalid object path {path:?}")
+        });
         s.header.path = Some(path.into());
         s
     }
@@ -134,7 +136,9 @@ impl MessageBuilder {
     }
 
     fn member(self, member: &str) -> Self {
-        let mut s = self.check(is_member_name(member), || format!("invalid member name {member:?}"));
+        let mut s = self.check(is_member_name(member), || {
+            format!("invalid member name {member:?}")
+        });
         s.header.member = Some(member.into());
         s
     }
@@ -234,7 +238,9 @@ impl Message {
     /// assert!(Message::method_call("no/slash", "M").build_empty().is_err());
     /// ```
     pub fn method_call(path: &str, member: &str) -> MessageBuilder {
-        MessageBuilder::new(MessageType::MethodCall).path(path).member(member)
+        MessageBuilder::new(MessageType::MethodCall)
+            .path(path)
+            .member(member)
     }
 
     /// A signal `interface.member` from the object `path`; without a
@@ -257,8 +263,9 @@ impl Message {
     /// An error reply `name` answering `call`; give the message text as the
     /// body (`build(&("text",))`) or use [`Message::error_reply`].
     pub fn error(call: &Message, name: &str) -> MessageBuilder {
-        let mut b = Self::reply_to(call, MessageType::Error)
-            .check(is_interface_name(name), || format!("invalid error name {name:?}"));
+        let mut b = Self::reply_to(call, MessageType::Error).check(is_interface_name(name), || {
+            format!("invalid error name {name:?}")
+        });
         b.header.error_name = Some(name.into());
         b
     }
@@ -373,7 +380,11 @@ impl Message {
     where
         T: DeserializeOwned + Type,
     {
-        Ok(wire::deserialize_body(&self.header.signature, &self.body, &self.fds)?)
+        Ok(wire::deserialize_body(
+            &self.header.signature,
+            &self.body,
+            &self.fds,
+        )?)
     }
 
     /// The arguments as dynamic values (one per argument).
@@ -501,7 +512,9 @@ mod tests {
         assert_eq!(er.name(), err::ACCESS_DENIED);
         assert_eq!(er.message().as_deref(), Some("no"));
         assert!(Message::error(&call, "bad").build_empty().is_err());
-        let s = Message::signal("/a", "a.b", "C").build(&(1u32, "x")).unwrap();
+        let s = Message::signal("/a", "a.b", "C")
+            .build(&(1u32, "x"))
+            .unwrap();
         assert_eq!(s.signature(), "us");
         assert!(s.is_broadcast());
         assert_eq!(s.flags(), 1);
@@ -509,6 +522,9 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(u32::try_from(&a[0]).unwrap(), 1);
         assert!(Message::signal("/a", "nodots", "C").build_empty().is_err());
-        assert!(Message::method_call("/a", "M").destination("bad name").build_empty().is_err());
+        assert!(Message::method_call("/a", "M")
+            .destination("bad name")
+            .build_empty()
+            .is_err());
     }
 }

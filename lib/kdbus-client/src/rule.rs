@@ -189,7 +189,8 @@ impl MatchRule {
                         && v.len() <= 255
                         && v.split('.').all(|e| {
                             !e.is_empty()
-                                && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                                && e.bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
                         });
                     r.arg0_namespace = Some(need(ok, "namespace")?);
                 }
@@ -267,8 +268,14 @@ impl MatchRule {
     pub fn matches_name_owner_changed(&self) -> bool {
         self.msg_type.is_none_or(|t| t == MessageType::Signal)
             && self.sender.as_deref().is_none_or(|s| s == DBUS_NAME)
-            && self.interface.as_deref().is_none_or(|s| s == DBUS_INTERFACE)
-            && self.member.as_deref().is_none_or(|s| s == "NameOwnerChanged")
+            && self
+                .interface
+                .as_deref()
+                .is_none_or(|s| s == DBUS_INTERFACE)
+            && self
+                .member
+                .as_deref()
+                .is_none_or(|s| s == "NameOwnerChanged")
             && self.path.as_deref().is_none_or(|s| s == DBUS_PATH)
             && self
                 .path_namespace
@@ -310,7 +317,12 @@ impl MatchRule {
     }
 
     fn name_change_entries(&self, cookie: u64, out: &mut Vec<kdbus::MatchRule>) {
-        let arg = |n: u8| self.args.get(&n).map(String::as_str).filter(|s| !s.is_empty());
+        let arg = |n: u8| {
+            self.args
+                .get(&n)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+        };
         let (arg0, arg1, arg2) = (arg(0), arg(1), arg(2));
         // Owners must be unique names; 0 = unset.
         let owner = |a: Option<&str>| match a {
@@ -370,7 +382,9 @@ impl MatchRule {
                 return false;
             }
         }
-        let eq = |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == got);
+        let eq = |want: &Option<String>, got: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == got)
+        };
         if !eq(&self.interface, msg.interface())
             || !eq(&self.member, msg.member())
             || !eq(&self.path, msg.path())
@@ -415,7 +429,10 @@ impl MatchRule {
                 _ => return false,
             }
             let a = string(*n).unwrap_or_default();
-            if !(a == *v || (v.ends_with('/') && a.starts_with(v.as_str())) || (a.ends_with('/') && v.starts_with(a.as_str()))) {
+            if !(a == *v
+                || (v.ends_with('/') && a.starts_with(v.as_str()))
+                || (a.ends_with('/') && v.starts_with(a.as_str())))
+            {
                 return false;
             }
         }

@@ -20,7 +20,9 @@ use crate::{Connection, Error, Message, Result};
 struct Fd(RawFd);
 
 fn io_error(e: std::io::Error) -> Error {
-    Error::from_errno(kdbus::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    Error::from_errno(kdbus::Errno::from_raw(
+        e.raw_os_error().unwrap_or(libc::EIO),
+    ))
 }
 
 impl AsRawFd for Fd {
@@ -71,8 +73,9 @@ impl AsyncConnection {
         // SAFETY: the descriptor belongs to `conn`, which is stored next to
         // the `AsyncFd` in `Inner` and dropped after it (field order), so it
         // stays open and the same for the `AsyncFd`'s whole life.
-        let afd = unsafe { AsyncFd::register_with_interest(Fd(conn.as_raw_fd()), Interest::READABLE) }
-            .map_err(|e| io_error(e.into_parts().1))?;
+        let afd =
+            unsafe { AsyncFd::register_with_interest(Fd(conn.as_raw_fd()), Interest::READABLE) }
+                .map_err(|e| io_error(e.into_parts().1))?;
         Ok(AsyncConnection {
             inner: Arc::new(Inner {
                 afd,
@@ -84,12 +87,7 @@ impl AsyncConnection {
 
     /// Waits for readiness, drains, and wakes the other waiters.
     async fn pump(&self) -> Result<()> {
-        let mut guard = self
-            .inner
-            .afd
-            .readable()
-            .await
-            .map_err(io_error)?;
+        let mut guard = self.inner.afd.readable().await.map_err(io_error)?;
         let n = self.inner.conn.drain();
         // drain() stops at EAGAIN: the readiness can be cleared (a message
         // arriving since sets it again).
@@ -137,8 +135,11 @@ impl AsyncConnection {
     pub async fn call_timeout(&self, msg: &Message, timeout: Option<Duration>) -> Result<Message> {
         let p = self.inner.conn.call_async(msg, timeout)?;
         let c = p.cookie();
-        let deadline = Instant::now() + timeout.unwrap_or(kmsg::DEFAULT_TIMEOUT) + Duration::from_millis(500);
-        let r = self.wait_for(Some(deadline), |st| st.replies.remove(&c)).await;
+        let deadline =
+            Instant::now() + timeout.unwrap_or(kmsg::DEFAULT_TIMEOUT) + Duration::from_millis(500);
+        let r = self
+            .wait_for(Some(deadline), |st| st.replies.remove(&c))
+            .await;
         self.inner.conn.lock().pending.remove(&c);
         let m = match r? {
             Some(m) => m,
@@ -180,6 +181,7 @@ impl AsyncConnection {
 
     /// The next message, or `None` after `timeout`.
     pub async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
-        self.wait_for(Some(Instant::now() + timeout), |st| st.queue.pop_front()).await
+        self.wait_for(Some(Instant::now() + timeout), |st| st.queue.pop_front())
+            .await
     }
 }

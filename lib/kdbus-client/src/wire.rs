@@ -706,7 +706,10 @@ pub fn body_args(signature: &str, bytes: &[u8]) -> Result<Vec<OwnedValue>, zvari
     let data = Data::new(bytes, gvariant_context());
     let (s, _): (zvariant::Structure<'_>, usize) =
         data.deserialize_for_dynamic_signature(sig.as_str())?;
-    s.into_fields().into_iter().map(OwnedValue::try_from).collect()
+    s.into_fields()
+        .into_iter()
+        .map(OwnedValue::try_from)
+        .collect()
 }
 
 #[cfg(test)]

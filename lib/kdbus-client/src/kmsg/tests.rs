@@ -13,10 +13,13 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 
 /// `(offset, size, type)` of every item of a built message.
 fn item_layout(b: &MsgBuilder) -> Vec<(usize, u64, u64)> {
-    b.cmd().items().map(|i| {
-        let i = i.unwrap();
-        (i.offset + 64, i.size, i.ty)
-    }).collect()
+    b.cmd()
+        .items()
+        .map(|i| {
+            let i = i.unwrap();
+            (i.offset + 64, i.size, i.ty)
+        })
+        .collect()
 }
 
 fn vec_bytes(b: &MsgBuilder, item_off: usize) -> Vec<u8> {
@@ -38,7 +41,14 @@ fn call_9_1() -> Message {
 #[test]
 fn kmsg_9_1_method_call() {
     let before = kdbus::monotonic_ns();
-    let o = outgoing(&call_9_1(), 1, DEFAULT_TIMEOUT, BloomParams::DEFAULT, ArgWalk::SdBus).unwrap();
+    let o = outgoing(
+        &call_9_1(),
+        1,
+        DEFAULT_TIMEOUT,
+        BloomParams::DEFAULT,
+        ArgWalk::SdBus,
+    )
+    .unwrap();
     let b = &o.builder;
     assert!(o.is_call);
     assert_eq!(b.size(), 168);
@@ -53,7 +63,11 @@ fn kmsg_9_1_method_call() {
     assert!(deadline >= before + 25_000_000_000 && deadline < before + 26_000_000_000);
     assert_eq!(
         item_layout(b),
-        [(64, 33, ITEM_DST_NAME), (104, 32, ITEM_PAYLOAD_VEC), (136, 32, ITEM_PAYLOAD_VEC)]
+        [
+            (64, 33, ITEM_DST_NAME),
+            (104, 32, ITEM_PAYLOAD_VEC),
+            (136, 32, ITEM_PAYLOAD_VEC)
+        ]
     );
     assert_eq!(&buf[80..97], b"org.example.Echo\0");
     let want = hexdump(EX_9_1);
@@ -76,7 +90,10 @@ fn kmsg_9_2_method_return() {
     assert_eq!(u64_at(buf, 24), 5);
     assert_eq!(u64_at(buf, 48), 2);
     assert_eq!(u64_at(buf, 56), 1, "cookie_reply");
-    assert_eq!(item_layout(b), [(64, 32, ITEM_PAYLOAD_VEC), (96, 32, ITEM_PAYLOAD_VEC)]);
+    assert_eq!(
+        item_layout(b),
+        [(64, 32, ITEM_PAYLOAD_VEC), (96, 32, ITEM_PAYLOAD_VEC)]
+    );
     let want = hexdump(EX_9_2);
     assert_eq!(vec_bytes(b, 64).len(), 64);
     assert_eq!([vec_bytes(b, 64), vec_bytes(b, 96)].concat(), want);
@@ -84,7 +101,9 @@ fn kmsg_9_2_method_return() {
 
 #[test]
 fn kmsg_9_3_broadcast_signal() {
-    let s = Message::signal("/org/example", "org.example.Echo", "Pinged").build(&"hi").unwrap();
+    let s = Message::signal("/org/example", "org.example.Echo", "Pinged")
+        .build(&"hi")
+        .unwrap();
     for walk in [ArgWalk::SdBus, ArgWalk::Recommended] {
         let o = outgoing(&s, 3, DEFAULT_TIMEOUT, BloomParams::DEFAULT, walk).unwrap();
         let b = &o.builder;
@@ -96,7 +115,11 @@ fn kmsg_9_3_broadcast_signal() {
         assert_eq!(u64_at(buf, 56), 0);
         assert_eq!(
             item_layout(b),
-            [(64, 32, ITEM_PAYLOAD_VEC), (96, 32, ITEM_PAYLOAD_VEC), (128, 88, ITEM_BLOOM_FILTER)]
+            [
+                (64, 32, ITEM_PAYLOAD_VEC),
+                (96, 32, ITEM_PAYLOAD_VEC),
+                (128, 88, ITEM_BLOOM_FILTER)
+            ]
         );
         assert_eq!(u64_at(buf, 128 + 16), 0, "generation");
         assert_eq!(&buf[128 + 24..128 + 88], &hex(FILTER_9_3)[..]);
@@ -110,7 +133,9 @@ fn bloom_argument_walks() {
     let p = BloomParams::DEFAULT;
     let sig = |body: &Message, walk| signal_filter(body, p, walk).bloom;
     let one = Message::signal("/a", "a.b", "C").build(&"x").unwrap();
-    let two = Message::signal("/a", "a.b", "C").build(&("x", "y")).unwrap();
+    let two = Message::signal("/a", "a.b", "C")
+        .build(&("x", "y"))
+        .unwrap();
     // sd-bus: `ss` gives the same filter as `s`.
     assert_eq!(sig(&one, ArgWalk::SdBus), sig(&two, ArgWalk::SdBus));
     // Recommended: a superset with arg1.
@@ -118,10 +143,14 @@ fn bloom_argument_walks() {
     assert_ne!(rec, sig(&one, ArgWalk::Recommended));
     assert!(sig(&two, ArgWalk::SdBus).is_subset_of(&rec));
     assert!(rec.contains("arg1:y"));
-    let arr = Message::signal("/a", "a.b", "C").build(&(vec!["p", "q"], "z", 1u32)).unwrap();
+    let arr = Message::signal("/a", "a.b", "C")
+        .build(&(vec!["p", "q"], "z", 1u32))
+        .unwrap();
     let f = sig(&arr, ArgWalk::SdBus);
     assert!(f.contains("arg0-has:p") && f.contains("arg0-has:q") && f.contains("arg1:z"));
-    let none = Message::signal("/a", "a.b", "C").build(&(1u32, "z")).unwrap();
+    let none = Message::signal("/a", "a.b", "C")
+        .build(&(1u32, "z"))
+        .unwrap();
     assert!(!sig(&none, ArgWalk::Recommended).contains("arg1:z"));
 }
 
@@ -136,7 +165,15 @@ fn large_body_goes_into_a_memfd() {
     let o = outgoing(&m, 1, DEFAULT_TIMEOUT, BloomParams::DEFAULT, ArgWalk::SdBus).unwrap();
     let items = item_layout(&o.builder);
     let types: Vec<u64> = items.iter().map(|i| i.2).collect();
-    assert_eq!(types, [ITEM_DST_NAME, ITEM_PAYLOAD_VEC, ITEM_PAYLOAD_MEMFD, ITEM_PAYLOAD_VEC]);
+    assert_eq!(
+        types,
+        [
+            ITEM_DST_NAME,
+            ITEM_PAYLOAD_VEC,
+            ITEM_PAYLOAD_MEMFD,
+            ITEM_PAYLOAD_VEC
+        ]
+    );
     let buf = o.builder.cmd().as_bytes();
     assert_eq!(u64_at(buf, items[1].0 + 16), 120);
     let memfd_off = items[2].0;
@@ -146,13 +183,23 @@ fn large_body_goes_into_a_memfd() {
     // SAFETY: F_GET_SEALS on the builder's live memfd.
     let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
     assert_eq!(seals & MEMFD_SEALS, MEMFD_SEALS);
-    assert_eq!(vec_bytes(&o.builder, items[3].0), hex("00 28 73 29 77 00 00 00"));
+    assert_eq!(
+        vec_bytes(&o.builder, items[3].0),
+        hex("00 28 73 29 77 00 00 00")
+    );
     // A broadcast never uses a memfd; 512 KiB exactly stays inline.
-    let s = Message::signal("/a", "a.b", "C").build(&big.as_str()).unwrap();
+    let s = Message::signal("/a", "a.b", "C")
+        .build(&big.as_str())
+        .unwrap();
     let o = outgoing(&s, 1, DEFAULT_TIMEOUT, BloomParams::DEFAULT, ArgWalk::SdBus).unwrap();
-    assert!(!item_layout(&o.builder).iter().any(|i| i.2 == ITEM_PAYLOAD_MEMFD));
+    assert!(!item_layout(&o.builder)
+        .iter()
+        .any(|i| i.2 == ITEM_PAYLOAD_MEMFD));
     let exact = "x".repeat(MEMFD_MIN_SIZE - 1);
-    let m = Message::method_call("/a", "M").destination(":1.3").build(&exact.as_str()).unwrap();
+    let m = Message::method_call("/a", "M")
+        .destination(":1.3")
+        .build(&exact.as_str())
+        .unwrap();
     let o = outgoing(&m, 1, DEFAULT_TIMEOUT, BloomParams::DEFAULT, ArgWalk::SdBus).unwrap();
     assert_eq!(item_layout(&o.builder).len(), 2);
 }
@@ -170,13 +217,18 @@ fn fd_argument_items() {
     let items = item_layout(&o.builder);
     assert_eq!(
         items.iter().map(|i| (i.1, i.2)).collect::<Vec<_>>(),
-        [(32, ITEM_PAYLOAD_VEC), (32, ITEM_PAYLOAD_VEC), (20, ITEM_FDS)]
+        [
+            (32, ITEM_PAYLOAD_VEC),
+            (32, ITEM_PAYLOAD_VEC),
+            (20, ITEM_FDS)
+        ]
     );
     assert_eq!(u64_at(o.builder.cmd().as_bytes(), 24), 9);
 }
 
 /// A delivered slice: header, PAYLOAD_OFF items for `parts`, `extra`
 /// items, then the payload area.
+#[allow(clippy::too_many_arguments)]
 fn delivered(
     flags: u64,
     dst: u64,
@@ -194,7 +246,10 @@ fn delivered(
         .cookie(cookie)
         .cookie_reply(reply);
     for p in parts {
-        b = b.item(ITEM_PAYLOAD_OFF, &[(p.len() as u64).to_ne_bytes(), [0; 8]].concat());
+        b = b.item(
+            ITEM_PAYLOAD_OFF,
+            &[(p.len() as u64).to_ne_bytes(), [0; 8]].concat(),
+        );
     }
     for (t, p) in extra {
         b = b.item(*t, p);
@@ -210,7 +265,7 @@ fn delivered(
     for p in parts {
         out.extend_from_slice(p);
     }
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     out
@@ -229,20 +284,28 @@ fn receive_9_1() {
         1,
         kdbus::monotonic_ns() + 1_000_000_000,
         &[&blob[..0x78], &blob[0x78..]],
-        &[(ITEM_DST_NAME, b"org.example.Echo\0".to_vec()), (ITEM_OWNED_NAME, owned)],
+        &[
+            (ITEM_DST_NAME, b"org.example.Echo\0".to_vec()),
+            (ITEM_OWNED_NAME, owned),
+        ],
     );
     let km = kdbus::Message::parse(&slice).unwrap();
     let m = incoming(&km, 7).unwrap().unwrap();
     assert_eq!(m.sender(), Some(":1.5"));
     assert_eq!(m.destination(), Some("org.example.Echo"));
-    assert_eq!(m.metadata().names, Some(vec!["org.example.Caller".to_string()]));
+    assert_eq!(
+        m.metadata().names,
+        Some(vec!["org.example.Caller".to_string()])
+    );
     assert_eq!(m.member(), Some("Ping"));
     assert_eq!(m.body::<String>().unwrap(), "hi");
     assert!(m.expects_reply());
     assert!(!m.is_broadcast());
     // One vector holding everything is accepted too (GLib).
     let slice = delivered(MSG_EXPECT_REPLY, 7, 5, PAYLOAD_DBUS, 1, 1, &[&blob], &[]);
-    let m = incoming(&kdbus::Message::parse(&slice).unwrap(), 7).unwrap().unwrap();
+    let m = incoming(&kdbus::Message::parse(&slice).unwrap(), 7)
+        .unwrap()
+        .unwrap();
     assert_eq!(m.destination(), Some(":1.7"));
     // A cookie mismatch, and EXPECT_REPLY against NO_REPLY_EXPECTED, drop it.
     let slice = delivered(MSG_EXPECT_REPLY, 7, 5, PAYLOAD_DBUS, 2, 1, &[&blob], &[]);
@@ -251,14 +314,27 @@ fn receive_9_1() {
     assert!(incoming(&kdbus::Message::parse(&slice).unwrap(), 7).is_err());
     // Other payload types are ignored.
     let slice = delivered(0, 7, 5, 0x1234, 1, 0, &[&blob], &[]);
-    assert!(incoming(&kdbus::Message::parse(&slice).unwrap(), 7).unwrap().is_none());
+    assert!(incoming(&kdbus::Message::parse(&slice).unwrap(), 7)
+        .unwrap()
+        .is_none());
 }
 
 #[test]
 fn receive_9_2_and_9_3() {
     let blob = hexdump(EX_9_2);
-    let slice = delivered(0, 5, 7, PAYLOAD_DBUS, 2, 1, &[&blob[..64], &blob[64..]], &[]);
-    let m = incoming(&kdbus::Message::parse(&slice).unwrap(), 5).unwrap().unwrap();
+    let slice = delivered(
+        0,
+        5,
+        7,
+        PAYLOAD_DBUS,
+        2,
+        1,
+        &[&blob[..64], &blob[64..]],
+        &[],
+    );
+    let m = incoming(&kdbus::Message::parse(&slice).unwrap(), 5)
+        .unwrap()
+        .unwrap();
     assert_eq!(m.message_type(), MessageType::MethodReturn);
     assert_eq!(m.reply_serial(), Some(1));
     assert_eq!(m.sender(), Some(":1.7"));
@@ -267,7 +343,9 @@ fn receive_9_2_and_9_3() {
     assert!(incoming(&kdbus::Message::parse(&slice).unwrap(), 5).is_err());
     let blob = hexdump(EX_9_3);
     let slice = delivered(MSG_SIGNAL, u64::MAX, 7, PAYLOAD_DBUS, 3, 0, &[&blob], &[]);
-    let m = incoming(&kdbus::Message::parse(&slice).unwrap(), 5).unwrap().unwrap();
+    let m = incoming(&kdbus::Message::parse(&slice).unwrap(), 5)
+        .unwrap()
+        .unwrap();
     assert!(m.is_broadcast());
     assert_eq!(m.destination(), None);
     assert!(m.is_signal("org.example.Echo", "Pinged"));
@@ -284,17 +362,34 @@ fn name_change(old: (u64, u64), new: (u64, u64), name: &str) -> Vec<u8> {
 }
 
 fn notification(ty: u64, payload: Vec<u8>, reply: u64) -> Option<Message> {
-    let slice = delivered(MSG_SIGNAL, u64::MAX, 0, PAYLOAD_KERNEL, 0, reply, &[], &[(ty, payload), (ITEM_TIMESTAMP, vec![0; 24])]);
+    let slice = delivered(
+        MSG_SIGNAL,
+        u64::MAX,
+        0,
+        PAYLOAD_KERNEL,
+        0,
+        reply,
+        &[],
+        &[(ty, payload), (ITEM_TIMESTAMP, vec![0; 24])],
+    );
     incoming(&kdbus::Message::parse(&slice).unwrap(), 5).unwrap()
 }
 
 #[test]
 fn notifications_become_name_owner_changed() {
-    let m = notification(ITEM_NAME_CHANGE, name_change((5, 0), (9, 0), "org.example.Echo"), 0).unwrap();
+    let m = notification(
+        ITEM_NAME_CHANGE,
+        name_change((5, 0), (9, 0), "org.example.Echo"),
+        0,
+    )
+    .unwrap();
     let mut h = m.header.clone();
     h.cookie = wire::SYNTHETIC_COOKIE;
     // Byte for byte the 148-byte message of dbus-on-kdbus.md 9.4.
-    assert_eq!(wire::encode(&h, &m.body).unwrap().bytes, name_owner_changed_bytes());
+    assert_eq!(
+        wire::encode(&h, &m.body).unwrap().bytes,
+        name_owner_changed_bytes()
+    );
     assert_eq!(m.sender(), Some(DBUS_NAME));
     let noc = m.name_owner_changed().unwrap();
     assert_eq!(noc.name, "org.example.Echo");
@@ -303,31 +398,87 @@ fn notifications_become_name_owner_changed() {
 
     let args = |m: Option<Message>| m.map(|m| m.body::<(String, String, String)>().unwrap());
     let s = |a: &str, b: &str, c: &str| Some((a.to_string(), b.to_string(), c.to_string()));
-    assert_eq!(args(notification(ITEM_NAME_ADD, name_change((0, 0), (9, 0), "a.b"), 0)), s("a.b", "", ":1.9"));
-    assert_eq!(args(notification(ITEM_NAME_ADD, name_change((0, 0), (9, NAME_IN_QUEUE), "a.b"), 0)), None);
-    assert_eq!(args(notification(ITEM_NAME_ADD, name_change((0, 0), (9, NAME_ACTIVATOR), "a.b"), 0)), None);
-    assert_eq!(args(notification(ITEM_NAME_REMOVE, name_change((9, 0), (0, 0), "a.b"), 0)), s("a.b", ":1.9", ""));
-    assert_eq!(args(notification(ITEM_NAME_REMOVE, name_change((9, NAME_ACTIVATOR), (0, 0), "a.b"), 0)), None);
     assert_eq!(
-        args(notification(ITEM_NAME_CHANGE, name_change((3, NAME_ACTIVATOR), (9, 0), "a.b"), 0)),
+        args(notification(
+            ITEM_NAME_ADD,
+            name_change((0, 0), (9, 0), "a.b"),
+            0
+        )),
         s("a.b", "", ":1.9")
     );
     assert_eq!(
-        args(notification(ITEM_NAME_CHANGE, name_change((3, 0), (9, NAME_IN_QUEUE), "a.b"), 0)),
+        args(notification(
+            ITEM_NAME_ADD,
+            name_change((0, 0), (9, NAME_IN_QUEUE), "a.b"),
+            0
+        )),
+        None
+    );
+    assert_eq!(
+        args(notification(
+            ITEM_NAME_ADD,
+            name_change((0, 0), (9, NAME_ACTIVATOR), "a.b"),
+            0
+        )),
+        None
+    );
+    assert_eq!(
+        args(notification(
+            ITEM_NAME_REMOVE,
+            name_change((9, 0), (0, 0), "a.b"),
+            0
+        )),
+        s("a.b", ":1.9", "")
+    );
+    assert_eq!(
+        args(notification(
+            ITEM_NAME_REMOVE,
+            name_change((9, NAME_ACTIVATOR), (0, 0), "a.b"),
+            0
+        )),
+        None
+    );
+    assert_eq!(
+        args(notification(
+            ITEM_NAME_CHANGE,
+            name_change((3, NAME_ACTIVATOR), (9, 0), "a.b"),
+            0
+        )),
+        s("a.b", "", ":1.9")
+    );
+    assert_eq!(
+        args(notification(
+            ITEM_NAME_CHANGE,
+            name_change((3, 0), (9, NAME_IN_QUEUE), "a.b"),
+            0
+        )),
         s("a.b", ":1.3", "")
     );
     assert_eq!(
-        args(notification(ITEM_NAME_CHANGE, name_change((3, NAME_IN_QUEUE), (9, NAME_ACTIVATOR), "a.b"), 0)),
+        args(notification(
+            ITEM_NAME_CHANGE,
+            name_change((3, NAME_IN_QUEUE), (9, NAME_ACTIVATOR), "a.b"),
+            0
+        )),
         None
     );
     let id = |i: u64| [i.to_ne_bytes(), 0u64.to_ne_bytes()].concat();
-    assert_eq!(args(notification(ITEM_ID_ADD, id(12), 0)), s(":1.12", "", ":1.12"));
-    assert_eq!(args(notification(ITEM_ID_REMOVE, id(12), 0)), s(":1.12", ":1.12", ""));
+    assert_eq!(
+        args(notification(ITEM_ID_ADD, id(12), 0)),
+        s(":1.12", "", ":1.12")
+    );
+    assert_eq!(
+        args(notification(ITEM_ID_REMOVE, id(12), 0)),
+        s(":1.12", ":1.12", "")
+    );
 }
 
 #[test]
 fn reply_notifications_become_no_reply() {
-    for (ty, text) in [(ITEM_REPLY_TIMEOUT, "Method call timed out"), (ITEM_REPLY_DEAD, "Method call peer died")] {
+    for (ty, text) in [
+        (ITEM_REPLY_TIMEOUT, "Method call timed out"),
+        (ITEM_REPLY_DEAD, "Method call peer died"),
+    ] {
         let m = notification(ty, vec![], 42).unwrap();
         assert_eq!(m.message_type(), MessageType::Error);
         assert_eq!(m.reply_serial(), Some(42));
@@ -339,6 +490,17 @@ fn reply_notifications_become_no_reply() {
         assert_eq!(e.message().as_deref(), Some(text));
     }
     // A kernel message without a notification item is ignored.
-    let slice = delivered(0, 5, 0, PAYLOAD_KERNEL, 0, 0, &[], &[(ITEM_TIMESTAMP, vec![0; 24])]);
-    assert!(incoming(&kdbus::Message::parse(&slice).unwrap(), 5).unwrap().is_none());
+    let slice = delivered(
+        0,
+        5,
+        0,
+        PAYLOAD_KERNEL,
+        0,
+        0,
+        &[],
+        &[(ITEM_TIMESTAMP, vec![0; 24])],
+    );
+    assert!(incoming(&kdbus::Message::parse(&slice).unwrap(), 5)
+        .unwrap()
+        .is_none());
 }

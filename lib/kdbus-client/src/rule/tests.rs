@@ -78,8 +78,14 @@ fn mask_elements_as_sd_bus() {
             "arg2-has:q",
         ]
     );
-    assert_eq!(p("path_namespace='/'").mask().elements(), ["path-slash-prefix:/"]);
-    assert_eq!(p("arg0namespace='org.x'").mask().elements(), ["arg0-dot-prefix:org.x"]);
+    assert_eq!(
+        p("path_namespace='/'").mask().elements(),
+        ["path-slash-prefix:/"]
+    );
+    assert_eq!(
+        p("arg0namespace='org.x'").mask().elements(),
+        ["arg0-dot-prefix:org.x"]
+    );
     assert!(p("sender='a.b',eavesdrop='true'").mask().is_empty());
 }
 
@@ -102,7 +108,12 @@ fn mask_matches_the_9_3_filter() {
         let m = p(rule).mask().build(params);
         assert!(m.is_subset_of(&f), "{rule}");
     }
-    for rule in ["member='Other'", "arg0='ho'", "type='method_call'", "path='/org'"] {
+    for rule in [
+        "member='Other'",
+        "arg0='ho'",
+        "type='method_call'",
+        "path='/org'",
+    ] {
         let m = p(rule).mask().build(params);
         assert!(!m.is_subset_of(&f), "{rule}");
     }
@@ -137,7 +148,10 @@ fn match_add_items_in_order() {
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].cookie(), 3);
     let it = items(&e[0]);
-    assert_eq!(it.iter().map(|i| i.0).collect::<Vec<_>>(), [ITEM_ID, ITEM_DST_ID, ITEM_BLOOM_MASK]);
+    assert_eq!(
+        it.iter().map(|i| i.0).collect::<Vec<_>>(),
+        [ITEM_ID, ITEM_DST_ID, ITEM_BLOOM_MASK]
+    );
     assert_eq!(it[0].1, 5u64.to_ne_bytes());
     assert_eq!(it[1].1, 7u64.to_ne_bytes());
     assert_eq!(it[2].1.len(), 64);
@@ -146,7 +160,12 @@ fn match_add_items_in_order() {
     assert_eq!(it.iter().map(|i| i.0).collect::<Vec<_>>(), [ITEM_NAME]);
     assert_eq!(it[0].1, b"org.example.Echo\0");
     // A rule that contradicts NameOwnerChanged adds no notification entries.
-    assert_eq!(p("type='signal',interface='org.example.Echo'").to_kdbus(1, params).len(), 1);
+    assert_eq!(
+        p("type='signal',interface='org.example.Echo'")
+            .to_kdbus(1, params)
+            .len(),
+        1
+    );
     assert_eq!(p("member='Pinged'").to_kdbus(1, params).len(), 1);
 }
 
@@ -156,7 +175,10 @@ fn name_owner_changed_entries() {
     let any = MATCH_ID_ANY;
     let noc = "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',path='/org/freedesktop/DBus'";
     let e = p(noc).to_kdbus(9, params);
-    let kinds: Vec<Vec<u64>> = e.iter().map(|r| items(r).iter().map(|i| i.0).collect()).collect();
+    let kinds: Vec<Vec<u64>> = e
+        .iter()
+        .map(|r| items(r).iter().map(|i| i.0).collect())
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -170,23 +192,40 @@ fn name_owner_changed_entries() {
     );
     assert!(e.iter().all(|r| r.cookie() == 9));
     assert_eq!(items(&e[1])[0].1, name_item(any, any, None));
-    assert_eq!(items(&e[4])[0].1, [any.to_ne_bytes(), 0u64.to_ne_bytes()].concat());
+    assert_eq!(
+        items(&e[4])[0].1,
+        [any.to_ne_bytes(), 0u64.to_ne_bytes()].concat()
+    );
     // arg0 well-known: name entries only, with the name.
     let e = p(&format!("{noc},arg0='org.example.Echo'")).to_kdbus(1, params);
     assert_eq!(e.len(), 4);
-    assert_eq!(items(&e[1])[0].1, name_item(any, any, Some("org.example.Echo")));
+    assert_eq!(
+        items(&e[1])[0].1,
+        name_item(any, any, Some("org.example.Echo"))
+    );
     // arg0 well-known and a new owner: no NAME_REMOVE.
     let e = p(&format!("{noc},arg0='org.example.Echo',arg2=':1.9'")).to_kdbus(1, params);
     let kinds: Vec<u64> = e[1..].iter().map(|r| items(r)[0].0).collect();
     assert_eq!(kinds, [ITEM_NAME_ADD, ITEM_NAME_CHANGE]);
-    assert_eq!(items(&e[1])[0].1, name_item(any, 9, Some("org.example.Echo")));
+    assert_eq!(
+        items(&e[1])[0].1,
+        name_item(any, 9, Some("org.example.Echo"))
+    );
     // arg0 unique: id entries only.
     let e = p(&format!("{noc},arg0=':1.9'")).to_kdbus(1, params);
     let kinds: Vec<u64> = e[1..].iter().map(|r| items(r)[0].0).collect();
     assert_eq!(kinds, [ITEM_ID_ADD, ITEM_ID_REMOVE]);
-    assert_eq!(items(&e[1])[0].1, [9u64.to_ne_bytes(), 0u64.to_ne_bytes()].concat());
+    assert_eq!(
+        items(&e[1])[0].1,
+        [9u64.to_ne_bytes(), 0u64.to_ne_bytes()].concat()
+    );
     // A unique arg0 differing from arg1: nothing.
-    assert_eq!(p(&format!("{noc},arg0=':1.9',arg1=':1.5'")).to_kdbus(1, params).len(), 1);
+    assert_eq!(
+        p(&format!("{noc},arg0=':1.9',arg1=':1.5'"))
+            .to_kdbus(1, params)
+            .len(),
+        1
+    );
     // arg1 not unique: nothing.
     assert_eq!(p(&format!("{noc},arg1='a.b'")).to_kdbus(1, params).len(), 1);
     // The empty rule also gets them.
@@ -260,7 +299,9 @@ fn rule() -> impl Strategy<Value = MatchRule> {
         ]),
         prop::option::of("[a-z]{1,5}\\.[A-Z][a-z]{0,5}"),
         prop::option::of("[A-Z][a-z]{0,6}"),
-        prop::option::of(prop::collection::vec("[a-z]{1,4}", 0..3).prop_map(|v| format!("/{}", v.join("/")))),
+        prop::option::of(
+            prop::collection::vec("[a-z]{1,4}", 0..3).prop_map(|v| format!("/{}", v.join("/"))),
+        ),
         prop::collection::btree_map(0u8..64, value(), 0..3),
         prop::collection::btree_map(0u8..64, "/[a-z/]{0,5}", 0..2),
         any::<bool>(),
@@ -279,7 +320,10 @@ fn rule() -> impl Strategy<Value = MatchRule> {
                 r.path = path;
             }
             r.args = args;
-            r.arg_paths = paths.into_iter().filter(|(n, _)| !r.args.contains_key(n)).collect();
+            r.arg_paths = paths
+                .into_iter()
+                .filter(|(n, _)| !r.args.contains_key(n))
+                .collect();
             r
         })
 }

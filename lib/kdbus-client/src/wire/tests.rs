@@ -159,9 +159,17 @@ fn example_9_4_struct_array_dict() {
     assert_eq!(e.bytes, want);
     let d = decode(&want).unwrap();
     assert_eq!(d.header.signature, "sasua{sv}");
-    type Args = (String, Vec<String>, u32, HashMap<String, zvariant::OwnedValue>);
+    type Args = (
+        String,
+        Vec<String>,
+        u32,
+        HashMap<String, zvariant::OwnedValue>,
+    );
     let (a, b, c, dict): Args = deserialize_body("sasua{sv}", &want[d.body], &[]).unwrap();
-    assert_eq!((a.as_str(), b, c), ("ab", vec!["c".to_string(), "de".into()], 7));
+    assert_eq!(
+        (a.as_str(), b, c),
+        ("ab", vec!["c".to_string(), "de".into()], 7)
+    );
     assert_eq!(u32::try_from(&dict["k"]).unwrap(), 5);
 }
 
@@ -179,7 +187,10 @@ pub(crate) fn name_owner_changed_bytes() -> Vec<u8> {
 fn example_9_4_name_owner_changed() {
     let b = name_owner_changed_bytes();
     assert_eq!(b.len(), 148);
-    assert_eq!(&b[..16], &hex("6c 04 01 02 00 00 00 00 ff ff ff ff 00 00 00 00")[..]);
+    assert_eq!(
+        &b[..16],
+        &hex("6c 04 01 02 00 00 00 00 ff ff ff ff 00 00 00 00")[..]
+    );
     // F = 94: the offsets 20 3f 5b end the field array at 16 + 94 = 110.
     assert_eq!(&b[107..110], &hex("20 3f 5b")[..]);
     assert_eq!(&b[110..112], &[0, 0]);
@@ -218,7 +229,10 @@ fn example_9_4_fd_argument() {
     // The last entry is {9: <uint32 1>}; fields PATH, MEMBER, INTERFACE,
     // DESTINATION, UNIX_FDS.
     let entry = hex("09 00 00 00 00 00 00 00 01 00 00 00 00 75");
-    let pos = fields.windows(entry.len()).position(|w| w == entry).unwrap();
+    let pos = fields
+        .windows(entry.len())
+        .position(|w| w == entry)
+        .unwrap();
     assert_eq!(pos % 8, 0);
     assert_eq!(e.body(), &[0, 0, 0, 0]);
     assert_eq!(&e.footer()[..4], &hex("00 28 68 29")[..]);
@@ -283,12 +297,18 @@ fn decode_refuses_malformed() {
     let mut h = call_9_1(1);
     h.signature = "s".into();
     let mut fields: Vec<(u64, zvariant::Value<'_>)> = h.fields().unwrap();
-    fields.push((field::SIGNATURE, zvariant::Value::from(zvariant::Signature::try_from("s").unwrap())));
-    let fb = zvariant::to_bytes(gvariant_context(), &fields).unwrap().bytes().to_vec();
+    fields.push((
+        field::SIGNATURE,
+        zvariant::Value::from(zvariant::Signature::try_from("s").unwrap()),
+    ));
+    let fb = zvariant::to_bytes(gvariant_context(), &fields)
+        .unwrap()
+        .bytes()
+        .to_vec();
     let mut msg = good[..16].to_vec();
     msg.extend_from_slice(&fb);
     let f = fb.len();
-    msg.resize(16 + (f + 7) / 8 * 8, 0);
+    msg.resize(16 + f.div_ceil(8) * 8, 0);
     msg.extend_from_slice(b"hi\0\0(s)");
     let w = offset_width(msg.len(), 1);
     msg.extend_from_slice(&((16 + f) as u64).to_le_bytes()[..w]);
@@ -313,11 +333,14 @@ fn unknown_fields_are_skipped() {
     let mut fields = h.fields().unwrap();
     fields.push((0x42, zvariant::Value::from(7u8)));
     fields.push((0x1234, zvariant::Value::from("x")));
-    let fb = zvariant::to_bytes(gvariant_context(), &fields).unwrap().bytes().to_vec();
+    let fb = zvariant::to_bytes(gvariant_context(), &fields)
+        .unwrap()
+        .bytes()
+        .to_vec();
     let mut msg = hexdump(EX_9_1)[..16].to_vec();
     msg.extend_from_slice(&fb);
     let f = fb.len();
-    msg.resize(16 + (f + 7) / 8 * 8, 0);
+    msg.resize(16 + f.div_ceil(8) * 8, 0);
     msg.extend_from_slice(b"hi\0\0(s)");
     let w = offset_width(msg.len() + 1, 1);
     msg.extend_from_slice(&((16 + f) as u64).to_le_bytes()[..w]);
@@ -415,7 +438,15 @@ fn header() -> impl Strategy<Value = Header> {
         })
 }
 
-type BodyT = (String, u32, Vec<String>, i64, bool, Vec<(u8, String)>, HashMap<String, u64>);
+type BodyT = (
+    String,
+    u32,
+    Vec<String>,
+    i64,
+    bool,
+    Vec<(u8, String)>,
+    HashMap<String, u64>,
+);
 
 fn body() -> impl Strategy<Value = BodyT> {
     (

@@ -26,7 +26,7 @@ fn item(ty: u32, payload: &[u8]) -> Vec<u8> {
     let mut v = (16 + payload.len() as u64).to_ne_bytes().to_vec();
     v.extend_from_slice(&(ty as u64).to_ne_bytes());
     v.extend_from_slice(payload);
-    while v.len() % 8 != 0 {
+    while !v.len().is_multiple_of(8) {
         v.push(0);
     }
     v
@@ -72,8 +72,11 @@ impl Db {
 
 const NAMES: [&str; 6] = ["a.b", "a.b.c", "a.b.d", "x.y", "a.b.c.d", "a.c"];
 
+/// One name of a policy upload with its (type, id, access) entries.
+type NameEntries = (String, Vec<(u64, u64, u64)>);
+
 /// Model: policy.md 2 written out on the upload's own terms.
-fn model(upload: &[(String, Vec<(u64, u64, u64)>)], c: &C, name: &str) -> Option<u32> {
+fn model(upload: &[NameEntries], c: &C, name: &str) -> Option<u32> {
     let exact = upload.iter().find(|(n, _)| n == name);
     let entry = exact.or_else(|| {
         let dot = name.rfind('.')?;
@@ -110,7 +113,7 @@ proptest! {
         euid in 0u32..3,
         groups in proptest::collection::vec(0u32..3, 0..2),
     ) {
-        let upload: Vec<(String, Vec<(u64, u64, u64)>)> =
+        let upload: Vec<NameEntries> =
             entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let mut buf = Vec::new();
         for (n, rules) in &upload {
