@@ -139,6 +139,38 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Sets every id of the calling process: real and effective uid and gid
+/// (the saved ids follow the effective ones) and the supplementary groups
+/// (needs root).
+pub fn become_ids(
+    ruid: u32,
+    euid: u32,
+    rgid: u32,
+    egid: u32,
+    groups: &[u32],
+) -> Result<(), String> {
+    let g: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: plain credential syscalls; `g` outlives the call.
+    unsafe {
+        if libc::setgroups(g.len(), g.as_ptr()) != 0 {
+            return Err(format!("setgroups {g:?}: {}", errno_name(Errno::last())));
+        }
+        if libc::setresgid(rgid, egid, egid) != 0 {
+            return Err(format!(
+                "setresgid {rgid}/{egid}: {}",
+                errno_name(Errno::last())
+            ));
+        }
+        if libc::setresuid(ruid, euid, euid) != 0 {
+            return Err(format!(
+                "setresuid {ruid}/{euid}: {}",
+                errno_name(Errno::last())
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A forked helper process that reports a `Result<(), String>` through a
 /// pipe when its closure returns.
 pub struct ChildProc {
@@ -182,6 +214,11 @@ impl ChildProc {
                 })
             }
         }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> Pid {
+        self.pid
     }
 
     /// Waits up to `ms` for the child's report and reaps it; the child is
