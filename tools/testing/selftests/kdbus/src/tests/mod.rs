@@ -263,6 +263,7 @@ pub static TESTS: &[Test] = &[
     ("policy-update", policy::update),
     ("policy-query", policy::query),
     ("policy-own", policy::own_rules),
+    ("policy-cap-ipc-owner", policy::cap_ipc_owner),
     ("policy-talk", policy::talk),
     ("policy-signals", policy::signals),
     // custom endpoints
@@ -275,7 +276,6 @@ pub static TESTS: &[Test] = &[
     ("endpoint-visibility", endpoint::visibility),
     ("endpoint-empty-db", endpoint::empty_db),
     ("endpoint-accounting", endpoint::accounting),
-    ("endpoint-conn-limit", endpoint::conn_limit),
     // bounded kernel arrays
     ("bounds-conn-info-slices", bounds::conn_info_slices),
     ("bounds-queue-many-users", bounds::queue_many_users),
@@ -291,7 +291,6 @@ pub static TESTS: &[Test] = &[
 static MIN_TIMEOUTS: &[(&str, u64)] = &[
     ("bounds-conn-info-slices", 120),
     ("bounds-queue-many-users", 120),
-    ("endpoint-conn-limit", 120),
 ];
 
 /// The minimum timeout of test `name`, if it has one.

@@ -494,11 +494,15 @@ pub fn upload_errors(ctx: &Ctx) -> TestResult {
 /// (policy.md 3): a policy holder in a user namespace mapping 0 -> 65534
 /// and 1 -> 65533 (it is the bus owner: the bus was made by uid 65534)
 /// gets EINVAL for ids its namespace does not map, and its rules for id 1
-/// grant OWN to the global uid / gid 65533, not to 65532.
+/// grant OWN to the global uid / gid 65533, not to 65532. Its
+/// capabilities in that namespace do not make it an owner of root's bus
+/// (CAP_IPC_OWNER counts in the domain's user namespace only, policy.md 4).
 pub fn upload_userns(ctx: &Ctx) -> TestResult {
     require_root(ctx)?;
     let name = format!("{UID}-{}", ctx.unique_suffix());
     let ep = kdbus::bus_path(&ctx.mount, &name);
+    let root_bus = world_bus(ctx)?;
+    let root_ep = root_bus.endpoint();
     let mount = ctx.mount.clone();
     let unshared = Chan::new()?;
     let mapped = Chan::new()?;
@@ -531,6 +535,15 @@ pub fn upload_userns(ctx: &Ctx) -> TestResult {
         ] {
             holder_err(&ep, "org.kdbus.Ns", &[a], Errno::EINVAL, what)?;
         }
+        // Every capability in this namespace, but not in the domain's: on
+        // root's bus this task is no owner.
+        holder_err(
+            &root_ep,
+            "org.kdbus.Ns",
+            &[],
+            Errno::EPERM,
+            "CAP_IPC_OWNER only in a child user namespace, on root's bus",
+        )?;
         let _u = holder(&ep, "org.kdbus.Ns", &[Access::user(1, POLICY_OWN)])?;
         let _g = holder(&ep, "org.kdbus.NsGroup", &[Access::group(1, POLICY_OWN)])?;
         done.put(1)?;
@@ -613,6 +626,16 @@ pub fn holder_rules(ctx: &Ctx) -> TestResult {
         Connection::hello_activator(&ep, &PolicyEntry::new(n, &world_own), POOL_SIZE),
         Errno::EEXIST,
     )?;
+    // The refused activator was disconnected again: no activator record.
+    let root = ctx.hello_on(&ep)?;
+    let recs = expect_ok(
+        "LIST_ACTIVATORS|LIST_NAMES|LIST_QUEUED",
+        root.list_records(LIST_ACTIVATORS | LIST_NAMES | LIST_QUEUED),
+    )?;
+    ensure!(
+        recs.is_empty(),
+        "records after the refused activator HELLO: {recs:?}"
+    );
     own(
         &c,
         UID,
@@ -1286,4 +1309,124 @@ pub fn signals(ctx: &Ctx) -> TestResult {
     child.wait(20_000, "sender of uid 65534")?;
     got_id?;
     check([&[8, 11], &[8, 9], &[], &[8]], "sender of real uid 65534")
+}
+
+/// CAP_IPC_OWNER in the domain's user namespace makes a connection of any
+/// uid an owner (policy.md 4, 7; connection.md 2): a helper of uid 65534
+/// keeping only that capability owns any name, talks to root's nameless
+/// connection, makes policy holders, activators and custom endpoints and
+/// fakes credentials; on a custom endpoint it is nobody. Without the
+/// capability the same uid gets EPERM for all of it.
+pub fn cap_ipc_owner(ctx: &Ctx) -> TestResult {
+    require_root(ctx)?;
+    let bus = world_bus(ctx)?;
+    let ep = bus.endpoint();
+    let _h = holder(&ep, "org.kdbus.cap.none", &[])?;
+    let _h2 = holder(&ep, "org.kdbus.cap.ep", &[])?;
+    let e = expect_ok(
+        "ENDPOINT_MAKE",
+        kdbus::Endpoint::make(&ep, &format!("{}-cap", ctx.euid), MAKE_ACCESS_WORLD),
+    )?;
+    expect_ok(
+        "ENDPOINT_UPDATE",
+        e.update(&[PolicyEntry::new(
+            "org.kdbus.cap.ep",
+            &[Access::world(POLICY_OWN)],
+        )]),
+    )?;
+    let r = ctx.hello_on(&ep)?;
+    let rid = r.id();
+    let ep_path = e.path().to_path_buf();
+    let out = Chan::new()?;
+    let with_cap = ChildProc::spawn(|| {
+        sys::become_user_with_caps(UID, GID, &[sys::CAP_IPC_OWNER])?;
+        let c = expect_ok("HELLO", Connection::hello(&ep, 0, 0, 0, POOL_SIZE))?;
+        for n in ["org.kdbus.cap.none", "org.kdbus.cap.free"] {
+            let r = c.name_acquire(n, 0);
+            own_result(
+                &c,
+                r,
+                n,
+                Ok(()),
+                &format!("NAME_ACQUIRE {n} with CAP_IPC_OWNER"),
+            )?;
+        }
+        let n = talk_allowed(&c, UID, GID, Dst::Id(rid), false, "with CAP_IPC_OWNER")?;
+        out.put(n as u64)?;
+        let _ph = holder(&ep, "org.kdbus.cap.holder", &[])?;
+        let _a = expect_ok(
+            "HELLO of an activator with CAP_IPC_OWNER",
+            Connection::hello_activator(
+                &ep,
+                &PolicyEntry::new("org.kdbus.cap.act", &[]),
+                POOL_SIZE,
+            ),
+        )?;
+        let _e = expect_ok(
+            "ENDPOINT_MAKE with CAP_IPC_OWNER",
+            kdbus::Endpoint::make(&ep, &format!("{UID}-capep"), 0),
+        )?;
+        let mut cmd = Connection::hello_cmd(0, 0, 0, POOL_SIZE);
+        cmd.push_u64s(ITEM_CREDS, &[0; 8]);
+        let fd = expect_ok("open", kdbus::open_endpoint(&ep))?;
+        expect_ok(
+            "HELLO with faked CREDS with CAP_IPC_OWNER",
+            Connection::from_hello(fd, &mut cmd),
+        )?;
+        // On the custom endpoint: not an owner.
+        let c = expect_ok("HELLO", Connection::hello(&ep_path, 0, 0, 0, POOL_SIZE))?;
+        let r = c.name_acquire("org.kdbus.cap.ep", 0);
+        own_result(
+            &c,
+            r,
+            "org.kdbus.cap.ep",
+            Err(Errno::EPERM),
+            "NAME_ACQUIRE with CAP_IPC_OWNER on a custom endpoint (endpoint grant only)",
+        )?;
+        let mut cmd = Connection::hello_cmd(0, 0, 0, POOL_SIZE);
+        cmd.push_u64s(ITEM_CREDS, &[0; 8]);
+        let fd = expect_ok("open", kdbus::open_endpoint(&ep_path))?;
+        expect_errno(
+            "HELLO with faked CREDS on a custom endpoint with CAP_IPC_OWNER",
+            Connection::from_hello(fd, &mut cmd),
+            Errno::EPERM,
+        )
+    })?;
+    let sent = out.get(20_000, "the sends with CAP_IPC_OWNER");
+    with_cap.wait(30_000, "uid 65534 with CAP_IPC_OWNER")?;
+    let sent = sent?;
+    ensure_eq!(
+        drain(&r, "root's receiver")?.len() as u64,
+        sent,
+        "messages from the helper with CAP_IPC_OWNER"
+    );
+    sys::run_as(UID, GID, 20_000, || {
+        let c = expect_ok("HELLO", Connection::hello(&ep, 0, 0, 0, POOL_SIZE))?;
+        let r = c.name_acquire("org.kdbus.cap.free", 0);
+        own_result(
+            &c,
+            r,
+            "org.kdbus.cap.free",
+            Err(Errno::EPERM),
+            "without CAP_IPC_OWNER",
+        )?;
+        talk_denied(&c, UID, GID, Dst::Id(rid), "without CAP_IPC_OWNER")?;
+        holder_err(
+            &ep,
+            "org.kdbus.cap.holder2",
+            &[],
+            Errno::EPERM,
+            "without CAP_IPC_OWNER",
+        )?;
+        let fd = expect_ok("open", kdbus::open_endpoint(&ep))?;
+        expect_errno(
+            "ENDPOINT_MAKE without CAP_IPC_OWNER",
+            kdbus::Endpoint::make_raw(
+                &fd,
+                &mut kdbus::Endpoint::make_cmd(0, &format!("{UID}-capep2")),
+            ),
+            Errno::EPERM,
+        )
+    })?;
+    util::expect_empty(&r, "root's receiver after the refused sends")
 }
