@@ -239,6 +239,14 @@ pub fn make_rules(ctx: &Ctx) -> TestResult {
         Ok(())
     })?;
     // The prefix is the caller's euid, the owner check is the opener's.
+    let fd = as_ids(UID, GID, || {
+        expect_ok("open as euid 65534", kdbus::open_endpoint(&ep))
+    })?;
+    expect_errno(
+        "ENDPOINT_MAKE by root on a handle opened by euid 65534",
+        Endpoint::make_raw(&fd, &mut Endpoint::make_cmd(0, &format!("{euid}-ep3"))),
+        Errno::EPERM,
+    )?;
     let fd = expect_ok("open the default endpoint", kdbus::open_endpoint(&ep))?;
     let e3 = as_ids(UID, GID, || {
         expect_errno(
@@ -521,6 +529,16 @@ pub fn update(ctx: &Ctx) -> TestResult {
     expect_ok("ENDPOINT_UPDATE negotiation", e.update_raw(&mut neg))?;
     ensure_eq!(neg.flags(), 0, "flags written back by the negotiation");
     expect_sees(&c, &all, &[a], "after the negotiation")?;
+    // A NEGOTIATE item between a NAME and its rule is skipped.
+    let mut cmd = CmdBuf::cmd(0);
+    cmd.push_str(ITEM_NAME, a);
+    cmd.push_negotiate(&[ITEM_NAME]);
+    cmd.push_policy_access(&see[0]);
+    expect_ok(
+        "ENDPOINT_UPDATE with NAME, NEGOTIATE, POLICY_ACCESS",
+        e.update_raw(&mut cmd),
+    )?;
+    expect_sees(&c, &all, &[a], "rule after a NEGOTIATE item")?;
     expect_ok(
         "ENDPOINT_UPDATE with an exact and a wildcard entry of one prefix",
         e.update(&[entry(x, &see), entry("org.kdbus.e.*", &see)]),

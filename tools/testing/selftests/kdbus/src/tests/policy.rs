@@ -344,7 +344,8 @@ fn holder_cmd(f: impl FnOnce(&mut CmdBuf)) -> CmdBuf {
 /// levels and types, ids without a mapping (0xffffffff, also after the
 /// 32-bit truncation of ~0), payloads not 24 bytes, invalid names, two
 /// NAME items, an activator with a wildcard name: all EINVAL, and none of
-/// them leaves an entry behind. Accepted: a USER id above 32 bits
+/// them leaves an entry behind. Other item types between a NAME and its
+/// rules are skipped. Accepted: a USER id above 32 bits
 /// (truncated), a WORLD rule with any id, a wildcard policy holder, and
 /// POLICY_ACCESS items (even invalid ones) on an ordinary connection,
 /// where they are ignored (connection.md 3.1).
@@ -451,6 +452,30 @@ pub fn upload_errors(ctx: &Ctx) -> TestResult {
             Errno::EINVAL,
         )?;
     }
+    // Other item types between the NAME and its rules are skipped
+    // (policy.md 3); they do not open an entry either.
+    let mut cmd = holder_cmd(|c| {
+        c.push_str(ITEM_CONN_DESCRIPTION, "before");
+        c.push_policy_access(&good);
+        c.push_str(ITEM_NAME, "org.kdbus.Skip");
+    });
+    let fd = expect_ok("open the endpoint", kdbus::open_endpoint(&ep))?;
+    expect_errno(
+        "HELLO with CONN_DESCRIPTION, POLICY_ACCESS, NAME",
+        Connection::from_hello(fd, &mut cmd),
+        Errno::EINVAL,
+    )?;
+    let mut cmd = holder_cmd(|c| {
+        c.push_str(ITEM_NAME, "org.kdbus.Skip");
+        c.push_str(ITEM_CONN_DESCRIPTION, "between");
+        c.push_negotiate(&[ITEM_NAME]);
+        c.push_policy_access(&Access::user(UID2 as u64, POLICY_OWN));
+    });
+    let fd = expect_ok("open the endpoint", kdbus::open_endpoint(&ep))?;
+    let _skip = expect_ok(
+        "HELLO with NAME, CONN_DESCRIPTION, NEGOTIATE, POLICY_ACCESS",
+        Connection::from_hello(fd, &mut cmd),
+    )?;
     // Nothing was installed by the failures: the names are free.
     let _act = expect_ok(
         "HELLO of an activator for org.kdbus.Act after the refused ones",
@@ -476,6 +501,22 @@ pub fn upload_errors(ctx: &Ctx) -> TestResult {
         n,
         Err(Errno::EPERM),
         "USER rule for 65534 only",
+    )?;
+    own(
+        &c,
+        UID2,
+        GID2,
+        "org.kdbus.Skip",
+        Ok(()),
+        "rule after skipped items",
+    )?;
+    own(
+        &c,
+        UID,
+        GID,
+        "org.kdbus.Skip",
+        Err(Errno::EPERM),
+        "rule for 65533",
     )?;
     // Ordinary connections ignore POLICY_ACCESS items.
     for a in [good, rule(POLICY_ACCESS_WORLD, 3, 0), rule(7, 0, 0)] {
@@ -596,7 +637,8 @@ pub fn upload_userns(ctx: &Ctx) -> TestResult {
 }
 
 /// Who may upload and when uploads conflict (policy.md 3, 7): policy
-/// holders and activators need owner rights (EPERM); an entry without
+/// holders and activators need owner rights (EPERM), judged by the opener
+/// of the file, not by the task issuing HELLO; an entry without
 /// rules grants nothing; one name has one entry across holders and
 /// activators (EEXIST both ways, nothing installed by the loser); exact
 /// and wildcard entries of one prefix are distinct; entries go when their
@@ -616,6 +658,28 @@ pub fn holder_rules(ctx: &Ctx) -> TestResult {
             Errno::EPERM,
         )
     })?;
+    // Owner rights come from the opener of the file, not from the task
+    // issuing HELLO (connection.md 2).
+    let fd = as_ids(UID, GID, || {
+        expect_ok("open as euid 65534", kdbus::open_endpoint(&ep))
+    })?;
+    let mut cmd =
+        Connection::special_hello_cmd(HELLO_POLICY_HOLDER, &PolicyEntry::new(n, &[]), POOL_SIZE);
+    expect_errno(
+        "HELLO of a policy holder by root on a handle opened by euid 65534",
+        Connection::from_hello(fd, &mut cmd),
+        Errno::EPERM,
+    )?;
+    let fd = expect_ok("open as root", kdbus::open_endpoint(&ep))?;
+    let mut cmd =
+        Connection::special_hello_cmd(HELLO_POLICY_HOLDER, &PolicyEntry::new(n, &[]), POOL_SIZE);
+    let h = as_ids(UID, GID, || {
+        expect_ok(
+            "HELLO of a policy holder by euid 65534 on a handle opened by root",
+            Connection::from_hello(fd, &mut cmd),
+        )
+    })?;
+    drop(h);
     let c = hello_as(UID, GID, &ep)?;
     own(&c, UID, GID, n, Err(Errno::EPERM), "no entry")?;
     let h = holder(&ep, n, &[])?;
