@@ -123,6 +123,19 @@ pub const NAME_PRIMARY: u64 = uapi::KDBUS_NAME_PRIMARY as u64;
 /// `KDBUS_NAME_ACQUIRED` (return only: newly acquired or newly queued).
 pub const NAME_ACQUIRED: u64 = uapi::KDBUS_NAME_ACQUIRED as u64;
 
+/// `KDBUS_POLICY_ACCESS_USER` (a `kdbus_policy_access.type`).
+pub const POLICY_ACCESS_USER: u64 = uapi::KDBUS_POLICY_ACCESS_USER as u64;
+/// `KDBUS_POLICY_ACCESS_GROUP`.
+pub const POLICY_ACCESS_GROUP: u64 = uapi::KDBUS_POLICY_ACCESS_GROUP as u64;
+/// `KDBUS_POLICY_ACCESS_WORLD`.
+pub const POLICY_ACCESS_WORLD: u64 = uapi::KDBUS_POLICY_ACCESS_WORLD as u64;
+/// `KDBUS_POLICY_SEE` (a `kdbus_policy_access.access` level).
+pub const POLICY_SEE: u64 = uapi::KDBUS_POLICY_SEE as u64;
+/// `KDBUS_POLICY_TALK`.
+pub const POLICY_TALK: u64 = uapi::KDBUS_POLICY_TALK as u64;
+/// `KDBUS_POLICY_OWN`.
+pub const POLICY_OWN: u64 = uapi::KDBUS_POLICY_OWN as u64;
+
 /// `KDBUS_MATCH_REPLACE`.
 pub const MATCH_REPLACE: u64 = uapi::KDBUS_MATCH_REPLACE as u64;
 
@@ -184,6 +197,11 @@ mod tests {
             [1, 2, 4, 8, 0x10, 0x20, 0x40]
         );
         assert_eq!(MATCH_REPLACE, 1);
+        assert_eq!(
+            [POLICY_ACCESS_USER, POLICY_ACCESS_GROUP, POLICY_ACCESS_WORLD],
+            [1, 2, 3]
+        );
+        assert_eq!([POLICY_SEE, POLICY_TALK, POLICY_OWN], [0, 1, 2]);
         assert_eq!(ATTACH_NAMES, 1 << 4);
     }
 }

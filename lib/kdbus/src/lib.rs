@@ -43,6 +43,12 @@
 //!   [`Message::notification`] parses a kernel notification into a
 //!   [`Notification`] (ID_ADD/ID_REMOVE with [`NotifyId`],
 //!   NAME_ADD/REMOVE/CHANGE with [`NameChange`], REPLY_TIMEOUT/DEAD).
+//! * Policy and custom endpoints (policy.md, endpoint.md): [`Access`] (a
+//!   `kdbus_policy_access` rule) and [`PolicyEntry`] (a NAME with its
+//!   rules, [`CmdBuf::push_policy`]); [`Connection::hello_policy_holder`],
+//!   [`Connection::hello_activator`], [`Connection::update_policy`];
+//!   [`Endpoint::make`] (ENDPOINT_MAKE, the endpoint-owner handle) and
+//!   [`Endpoint::update`] (ENDPOINT_UPDATE).
 //!
 //! Every fallible call returns the kernel's [`Errno`]. Raw descriptors stay
 //! reachable through `AsFd`/`AsRawFd` for tests that issue ioctls directly.
@@ -61,6 +67,7 @@ mod mmap;
 pub mod msg;
 mod names;
 mod notify;
+mod policy;
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd};
@@ -93,6 +100,7 @@ pub use msg::{
 };
 pub use names::{valid_name, OwnedName, NAME_MAX_LEN};
 pub use notify::{is_notification_item, NameChange, Notification, NotifyId};
+pub use policy::{Access, Endpoint, PolicyEntry};
 
 /// `KDBUS_FLAG_NEGOTIATE` as a `u64` (bindgen renders `1ULL << 63` as `i64`).
 pub const FLAG_NEGOTIATE: u64 = uapi::KDBUS_FLAG_NEGOTIATE as u64;

@@ -5,6 +5,7 @@ mod bus_make;
 mod cancel;
 mod conn;
 mod disconnect;
+mod endpoint;
 mod fds;
 mod fs;
 mod fuse;
@@ -14,6 +15,7 @@ mod memfd;
 mod metadata;
 mod mmap;
 mod monitor;
+mod policy;
 mod policy_talk;
 mod pool;
 mod quota;
@@ -264,6 +266,26 @@ pub static TESTS: &[Test] = &[
     ("policy-talk-other-uid", policy_talk::other_uid),
     ("policy-talk-owner", policy_talk::owner),
     ("policy-talk-reply", policy_talk::reply_allowed),
+    // the bus policy database and its checks
+    ("policy-upload-errors", policy::upload_errors),
+    ("policy-upload-userns", policy::upload_userns),
+    ("policy-holder-rules", policy::holder_rules),
+    ("policy-update", policy::update),
+    ("policy-query", policy::query),
+    ("policy-own", policy::own_rules),
+    ("policy-cap-ipc-owner", policy::cap_ipc_owner),
+    ("policy-talk", policy::talk),
+    ("policy-signals", policy::signals),
+    // custom endpoints
+    ("endpoint-make", endpoint::make_rules),
+    ("endpoint-file-mode", endpoint::file_mode),
+    ("endpoint-update", endpoint::update),
+    ("endpoint-teardown", endpoint::teardown),
+    ("endpoint-hello", endpoint::hello_types),
+    ("endpoint-both-databases", endpoint::both_databases),
+    ("endpoint-visibility", endpoint::visibility),
+    ("endpoint-empty-db", endpoint::empty_db),
+    ("endpoint-accounting", endpoint::accounting),
     // bounded kernel arrays
     ("bounds-conn-info-slices", bounds::conn_info_slices),
     ("bounds-queue-many-users", bounds::queue_many_users),

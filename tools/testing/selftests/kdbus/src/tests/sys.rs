@@ -139,6 +139,67 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Sets every id of the calling process: real and effective uid and gid
+/// (the saved ids follow the effective ones) and the supplementary groups
+/// (needs root).
+pub fn become_ids(
+    ruid: u32,
+    euid: u32,
+    rgid: u32,
+    egid: u32,
+    groups: &[u32],
+) -> Result<(), String> {
+    let g: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: plain credential syscalls; `g` outlives the call.
+    unsafe {
+        if libc::setgroups(g.len(), g.as_ptr()) != 0 {
+            return Err(format!("setgroups {g:?}: {}", errno_name(Errno::last())));
+        }
+        if libc::setresgid(rgid, egid, egid) != 0 {
+            return Err(format!(
+                "setresgid {rgid}/{egid}: {}",
+                errno_name(Errno::last())
+            ));
+        }
+        if libc::setresuid(ruid, euid, euid) != 0 {
+            return Err(format!(
+                "setresuid {ruid}/{euid}: {}",
+                errno_name(Errno::last())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `CAP_IPC_OWNER`.
+pub const CAP_IPC_OWNER: u32 = 15;
+
+/// Drops every id of the calling process to `uid`/`gid` (no supplementary
+/// groups) but keeps the capabilities `caps` (bit numbers) effective and
+/// permitted, all others dropped (needs root).
+pub fn become_user_with_caps(uid: u32, gid: u32, caps: &[u32]) -> Result<(), String> {
+    // SAFETY: plain syscall.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("PR_SET_KEEPCAPS: {}", errno_name(Errno::last())));
+    }
+    become_user(uid, gid)?;
+    // struct __user_cap_header_struct (version 3) and two
+    // struct __user_cap_data_struct {effective, permitted, inheritable}.
+    let mut hdr: [u32; 2] = [0x2008_0522, 0];
+    let mut data = [0u32; 6];
+    for &c in caps {
+        let (word, bit) = ((c / 32) as usize, c % 32);
+        data[word * 3] |= 1 << bit;
+        data[word * 3 + 1] |= 1 << bit;
+    }
+    // SAFETY: capset with a valid header and two data structs.
+    let r = unsafe { libc::syscall(libc::SYS_capset, hdr.as_mut_ptr(), data.as_mut_ptr()) };
+    if r != 0 {
+        return Err(format!("capset {caps:?}: {}", errno_name(Errno::last())));
+    }
+    Ok(())
+}
+
 /// A forked helper process that reports a `Result<(), String>` through a
 /// pipe when its closure returns.
 pub struct ChildProc {
@@ -182,6 +243,11 @@ impl ChildProc {
                 })
             }
         }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> Pid {
+        self.pid
     }
 
     /// Waits up to `ms` for the child's report and reaps it; the child is
