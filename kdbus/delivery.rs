@@ -233,10 +233,6 @@ fn resolve(bus: &Bus, kmsg: &Kmsg, name: Option<&[u8]>) -> Result<Dest> {
     })
 }
 
-/// How often a SEND to a name re-resolves when ownership moved between
-/// resolution and queueing, before it reports the destination as gone.
-const NAMED_RETRIES: usize = 4;
-
 /// Routes a message sent by `s` (message.md 6-9). `name`: the DST_NAME.
 /// Returns the reply of a synchronous call, which waits for it (`watch`:
 /// its CANCEL_FD).
@@ -267,64 +263,41 @@ pub(crate) fn send(
         let dst = resolve(bus, kmsg, name)?;
         return reply(s, &dst.conn, kmsg).map(|()| None);
     }
-    let mut tracker: Option<Arc<Reply>> = None;
-    let mut attempt = 0;
-    let dst = loop {
-        attempt += 1;
-        let dst = resolve(bus, kmsg, name)?;
-        if !may_talk(s, &dst.conn) {
-            return Err(EPERM);
-        }
-        if h.expects_reply() {
-            match &tracker {
-                Some(r) => r.retarget(dst.conn.id),
-                None => {
-                    let r = conn.open_request(
-                        dst.conn.id,
-                        dst.name_id,
-                        h.cookie,
-                        h.timeout_or_reply,
-                        sync,
-                    )?;
-                    tracker = Some(r);
-                }
-            }
-        }
-        let queued = (|| {
-            if attempt == 1 {
-                copy_to_monitors(bus, kmsg, Some(s))?;
-            }
-            let slot = Queue::reserve()?;
-            let mut p = dst.conn.place(kmsg, Some(s), true)?;
-            p.reply = tracker.clone();
-            p.name_id = dst.name_id;
-            match name {
-                None => dst.conn.enqueue(slot, p).map(|()| true),
-                Some(n) => match bus.enqueue_named(n, dst.name_id, &dst.conn, slot, p) {
-                    Ok(r) => r.map(|()| true),
-                    // Ownership moved: resolve again (and drop this copy).
-                    Err(_) => Ok(false),
-                },
-            }
-        })();
-        match queued {
-            Ok(true) => break dst,
-            Ok(false) if attempt < NAMED_RETRIES => continue,
-            Ok(false) => {
-                if let Some(r) = &tracker {
-                    conn.remove_request(r);
-                }
-                return Err(ESRCH);
-            }
-            Err(e) => {
-                if let Some(r) = &tracker {
-                    conn.remove_request(r);
-                }
-                return Err(e);
-            }
-        }
+    let dst = resolve(bus, kmsg, name)?;
+    if !may_talk(s, &dst.conn) {
+        return Err(EPERM);
+    }
+    let tracker = match h.expects_reply() {
+        true => Some(conn.open_request(
+            dst.conn.id,
+            dst.name_id,
+            h.cookie,
+            h.timeout_or_reply,
+            sync,
+        )?),
+        false => None,
     };
-    drop(dst);
+    let queued = (|| {
+        copy_to_monitors(bus, kmsg, Some(s))?;
+        let slot = Queue::reserve()?;
+        let mut p = dst.conn.place(kmsg, Some(s), true)?;
+        p.reply = tracker.clone();
+        p.name_id = dst.name_id;
+        match name {
+            None => dst.conn.enqueue(slot, p),
+            // The copy ran without locks: the name may have moved on.
+            Some(n) => {
+                let no_auto_start = h.flags & KDBUS_MSG_NO_AUTO_START as u64 != 0;
+                bus.enqueue_named(n, s, no_auto_start, &dst.conn, slot, p)
+            }
+        }
+    })();
+    if let Err(e) = queued {
+        if let Some(r) = &tracker {
+            conn.remove_request(r);
+        }
+        return Err(e);
+    }
     let Some(r) = tracker else {
         return Ok(None);
     };

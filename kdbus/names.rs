@@ -13,11 +13,11 @@
 //! (`notify.rs`).
 
 use crate::bus::Bus;
-use crate::connection::Connection;
+use crate::connection::{Connection, Sender};
 use crate::glue::cred::Credential;
 use crate::glue::gfp;
 use crate::message::Kmsg;
-use crate::proto::errno::{Result, EADDRINUSE, EINVAL, ENOMEM, EPERM, ESRCH};
+use crate::proto::errno::{Result, EADDRINUSE, EADDRNOTAVAIL, EINVAL, ENOMEM, EPERM, ESRCH};
 use crate::proto::limits::CONN_MAX_NAMES;
 use crate::proto::names;
 use crate::proto::registry::{Event, NameState, Outcome, Owner, OwnerQueue};
@@ -192,28 +192,46 @@ impl Bus {
         Some(o.conn)
     }
 
-    /// Queues `p` at `dst` if the name registration `name_id` of `name` is
-    /// still owned by `dst`; otherwise hands `p` back (ownership moved
-    /// between resolution and queueing: the caller resolves again). Done
-    /// under the registry lock, so no hand-over can slip in between.
+    /// Queues `p`, addressed to `name` and placed at `dst` (the owner the
+    /// name resolved to), under the registry lock, so that no hand-over can
+    /// slip in between (message.md 6). If the name has moved on meanwhile
+    /// (the copy into `dst`'s pool ran without locks), the message goes to
+    /// the current owner instead, like any message addressed to the name
+    /// (moved there as names.md 6.3 moves them, its tracker with it), after
+    /// the checks a SEND to that owner makes (TALK with the sending task's
+    /// credentials, `NO_AUTO_START`); `ESRCH` only if the name has no owner any more.
     pub(crate) fn enqueue_named(
         &self,
         name: &[u8],
-        name_id: u64,
+        s: &Sender,
+        no_auto_start: bool,
         dst: &Arc<Connection>,
         slot: QueueSlot,
-        p: Placed,
-    ) -> core::result::Result<Result, (QueueSlot, Placed)> {
+        mut p: Placed,
+    ) -> Result {
         let h = self.name_hash(name);
         let reg = self.registry.lock();
-        let still = reg.lookup(h, name).is_some_and(|n| {
-            let st = n.state.access(&reg);
-            st.id == name_id && st.owner().is_some_and(|o| o.conn == dst.id)
-        });
-        if !still {
-            return Err((slot, p));
+        let n = reg.lookup(h, name).ok_or(ESRCH)?;
+        let st = n.state.access(&reg);
+        let owner = st.owner().ok_or(ESRCH)?;
+        let (name_id, activator) = (st.id, st.primary().is_none());
+        p.name_id = name_id;
+        if owner.conn == dst.id {
+            return dst.enqueue(slot, p);
         }
-        Ok(dst.enqueue(slot, p))
+        let now = self.find_conn(owner.conn).ok_or(ESRCH)?;
+        if activator && no_auto_start {
+            return Err(EADDRNOTAVAIL);
+        }
+        let names = owned_names_locked(&reg, &now)?;
+        if !s.conn().may_talk_given(&s.cred, &now, &names) {
+            return Err(EPERM);
+        }
+        if let Some(r) = &p.reply {
+            r.retarget(now.id);
+        }
+        drop(slot);
+        now.requeue(p)
     }
 
     /// KDBUS_CMD_NAME_ACQUIRE for `conn` by a task with `cred` (names.md
@@ -336,16 +354,7 @@ impl Bus {
     /// charge), with their record flags: for NAME match rules and OWNED_NAME
     /// metadata.
     pub(crate) fn owned_names(&self, conn: &Connection) -> Result<KVec<(u64, Arc<Name>)>> {
-        let reg = self.registry.lock();
-        let records = conn.names.access(&reg);
-        let mut out = KVec::with_capacity(records.len(), gfp())?;
-        for n in records.iter() {
-            let st = n.state.access(&reg);
-            if let Some(o) = st.owner().filter(|o| o.conn == conn.id) {
-                out.push((o.flags, n.clone()), gfp())?;
-            }
-        }
-        Ok(out)
+        owned_names_locked(&self.registry.lock(), conn)
     }
 
     /// Runs `f` with each ownership record of `conn` (flags and name), in
@@ -436,4 +445,17 @@ impl Bus {
             }
         }
     }
+}
+
+/// [`Bus::owned_names`] under the registry lock.
+fn owned_names_locked(reg: &Registry, conn: &Connection) -> Result<KVec<(u64, Arc<Name>)>> {
+    let records = conn.names.access(reg);
+    let mut out = KVec::with_capacity(records.len(), gfp())?;
+    for n in records.iter() {
+        let st = n.state.access(reg);
+        if let Some(o) = st.owner().filter(|o| o.conn == conn.id) {
+            out.push((o.flags, n.clone()), gfp())?;
+        }
+    }
+    Ok(out)
 }

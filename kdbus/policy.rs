@@ -9,6 +9,8 @@
 //! of memory, access is denied.
 
 use crate::connection::Connection;
+use crate::names::Name;
+use kernel::sync::Arc;
 use crate::glue::cred::{Credential, Kgid, UserNamespace};
 use crate::glue::gfp;
 use crate::proto::errno::{Result, EEXIST};
@@ -186,14 +188,25 @@ impl Connection {
     /// TALK (policy.md 5.2): may this connection, with `cred`, talk to
     /// `dst`? The most permissive of `dst`'s names counts.
     pub(crate) fn may_talk_to(&self, cred: &Credential, dst: &Connection) -> bool {
-        let custom = self.ep.policy();
-        let same_user = cred.euid() == dst.uid;
-        if custom.is_none() && (self.owner || same_user) {
+        if self.ep.policy().is_none() && (self.owner || cred.euid() == dst.uid) {
             return true;
         }
-        let Ok(names) = self.ep.bus.owned_names(dst) else {
-            return false;
-        };
+        match self.ep.bus.owned_names(dst) {
+            Ok(names) => self.may_talk_given(cred, dst, &names),
+            Err(_) => false,
+        }
+    }
+
+    /// [`Connection::may_talk_to`] with `dst`'s names already listed (under
+    /// the registry lock, whose holder calls this).
+    pub(crate) fn may_talk_given(
+        &self,
+        cred: &Credential,
+        dst: &Connection,
+        names: &[(u64, Arc<Name>)],
+    ) -> bool {
+        let custom = self.ep.policy();
+        let same_user = cred.euid() == dst.uid;
         if let Some(db) = custom {
             let db = db.lock();
             if !names.iter().any(|(_, n)| db.allows(cred, &n.name, TALK)) {
