@@ -1,5 +1,7 @@
 //! The test table. Each test is a small function `fn(&Ctx) -> TestResult`.
 
+mod activator;
+mod broadcast;
 mod bus_make;
 mod conn;
 mod disconnect;
@@ -7,9 +9,13 @@ mod fds;
 mod fs;
 mod hello;
 mod info;
+mod list;
+mod matches;
 mod memfd;
 mod mmap;
 mod monitor;
+mod names;
+mod notify;
 mod pool;
 mod quota;
 mod race;
@@ -215,7 +221,63 @@ pub static TESTS: &[Test] = &[
         "disconnect-sync-caller-killed",
         disconnect::sync_caller_killed,
     ),
+    // NAME_ACQUIRE / NAME_RELEASE
+    ("name-acquire-new", names::acquire_new),
+    ("name-acquire-again", names::acquire_again),
+    ("name-acquire-replace", names::acquire_replace),
+    ("name-acquire-queue", names::acquire_queue),
+    ("name-acquire-leave-queue", names::acquire_leave_queue),
+    ("name-acquire-eexist", names::acquire_eexist),
+    ("name-acquire-invalid", names::acquire_invalid),
+    ("name-acquire-limit", names::acquire_limit),
+    ("name-release", names::release),
+    ("name-queue-handover", names::queue_handover),
+    ("name-queue-disconnect", names::queue_disconnect),
+    ("name-not-ordinary", names::not_ordinary),
+    ("name-owned-name-metadata", names::owned_name_metadata),
+    // activators
+    ("activator-hello", activator::hello),
+    ("activator-restrictions", activator::restrictions),
+    ("activator-handover", activator::handover),
+    ("activator-name-back", activator::name_back),
+    ("activator-move-lost", activator::move_lost),
+    // LIST and CONN_INFO with names
+    ("list-layout", list::layout),
+    ("list-kinds", list::kinds),
+    ("list-empty", list::empty),
+    ("list-conn-info-name", list::conn_info_name),
+    ("list-conn-info-owned-names", list::owned_names),
+    // match database
+    ("match-add-errors", matches::add_errors),
+    ("match-remove", matches::remove),
+    ("match-limit", matches::limit),
+    ("match-replace", matches::replace),
+    ("match-bloom", matches::bloom),
+    ("match-bloom-generations", matches::bloom_generations),
+    ("match-name-rule", matches::name_rule),
+    ("match-id-rule", matches::id_rule),
+    ("match-dst-id-rule", matches::dst_id_rule),
+    ("match-mixed-kinds", matches::mixed_kinds),
+    ("match-empty-entry", matches::empty_entry),
+    ("match-per-connection", matches::per_connection),
+    // broadcasts and signals
+    ("broadcast-filter-size", broadcast::filter_size),
+    ("broadcast-subset", broadcast::subset),
+    ("broadcast-monitor", broadcast::monitor),
+    ("broadcast-lost-quota", broadcast::lost_quota),
+    ("broadcast-lost-pool", broadcast::lost_pool),
+    ("broadcast-seqnum", broadcast::seqnum),
+    ("broadcast-special", broadcast::special),
+    ("signal-unicast", broadcast::unicast_signal),
+    // kernel notifications
+    ("notify-id", notify::id_notifications),
+    ("notify-name-payloads", notify::name_payloads),
+    ("notify-name-rules", notify::name_rules),
+    ("notify-silent", notify::silent_operations),
+    ("notify-disconnect-order", notify::disconnect_order),
+    ("notify-cleanup", notify::cleanup),
     // races
+    ("race-names", names::race),
     ("race-many-senders", race::many_senders),
     ("race-many-receivers", race::many_receivers),
     ("race-sync-vs-callee-close", race::sync_vs_callee_close),

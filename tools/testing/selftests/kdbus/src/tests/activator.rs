@@ -1,0 +1,502 @@
+//! Activators (names.md 6, connection.md 3.2 steps 16-19): registration at
+//! HELLO, what an activator may do, messages queued at it, the hand-over of
+//! queued messages and reply trackers to an implementer and back, and the
+//! notifications of each step.
+
+use kdbus::consts::*;
+use kdbus::{CmdBuf, Errno, MatchRule, MsgBuilder};
+
+use super::util::{
+    self, acquire, expect_notifications, expect_records, id_add, id_remove, msg, name_add,
+    name_change, name_remove, send, send_err, to_name, try_activator, watcher,
+};
+use crate::check::{expect_errno, expect_ok, TestResult};
+use crate::ctx::Ctx;
+use crate::{ensure, ensure_eq};
+
+const N: &str = "org.example.Activatable";
+const ACT: u64 = NAME_ACTIVATOR;
+const PRIMARY: u64 = NAME_PRIMARY;
+const IN_QUEUE: u64 = NAME_IN_QUEUE;
+const ACQUIRED: u64 = NAME_ACQUIRED;
+/// HELLO flags of the activators made by `util::activator`.
+const ACT_HELLO: u64 = HELLO_ACTIVATOR | HELLO_ACCEPT_FD;
+
+/// An activator registering for an unowned name becomes its owner:
+/// ID_ADD, then NAME_ADD(0/0 -> act/ACTIVATOR|PRIMARY); a second
+/// activator for the name is EEXIST; an activator for a name someone owns
+/// waits (ACTIVATOR|IN_QUEUE) without a notification; invalid and
+/// wildcard names are EINVAL.
+pub fn hello(ctx: &Ctx) -> TestResult {
+    let w = watcher(ctx, true)?;
+    let act = util::activator(ctx, N)?;
+    expect_notifications(
+        &w,
+        &[
+            id_add(act.id(), ACT_HELLO),
+            name_add(N, (act.id(), ACT | PRIMARY)),
+        ],
+        "activator HELLO",
+    )?;
+    expect_records(&w, N, &[(act.id(), ACT | PRIMARY)], "activator in charge")?;
+    ensure_eq!(util::owner_of(&w, N)?, Some(act.id()), "CONN_INFO by name");
+    match try_activator(ctx, N, 0) {
+        Err(Errno::EEXIST) => {}
+        Err(e) => return Err(format!("second activator: expected EEXIST, got {e:?}")),
+        Ok(c) => return Err(format!("second activator for {N} accepted as {}", c.id())),
+    }
+    // The failed HELLO may have been visible for a moment (connection.md
+    // 3.2 step 21): either nothing or an ID_ADD/ID_REMOVE pair.
+    let mut extra = Vec::new();
+    while let Ok(r) = w.recv(0, 0) {
+        let m = util::parse(&r, "after the refused activator")?;
+        extra.push(util::check_notification(&m, &r.info(), "after EEXIST")?);
+        expect_ok("FREE", r.free())?;
+    }
+    match extra.as_slice() {
+        [] => {}
+        [kdbus::Notification::IdAdd(a), kdbus::Notification::IdRemove(b)]
+            if a.id == b.id && a.flags == HELLO_ACTIVATOR && b.flags == HELLO_ACTIVATOR => {}
+        other => {
+            return Err(format!(
+            "refused activator HELLO: expected no notification or ID_ADD+ID_REMOVE, got {other:?}"
+        ))
+        }
+    }
+    expect_records(&w, N, &[(act.id(), ACT | PRIMARY)], "after EEXIST")?;
+
+    // Behind an ordinary owner: queued, silent.
+    let o = ctx.hello()?;
+    let m = "org.example.Owned";
+    acquire(&o, m, 0, PRIMARY | ACQUIRED, "o acquires")?;
+    let act2 = util::activator(ctx, m)?;
+    expect_notifications(
+        &w,
+        &[
+            id_add(o.id(), 0),
+            name_add(m, (o.id(), PRIMARY)),
+            id_add(act2.id(), ACT_HELLO),
+        ],
+        "activator behind an owner",
+    )?;
+    expect_records(
+        &w,
+        m,
+        &[(o.id(), PRIMARY), (act2.id(), ACT | IN_QUEUE)],
+        "activator waiting",
+    )?;
+    ensure_eq!(util::owner_of(&w, m)?, Some(o.id()), "owner stays o");
+
+    for bad in ["a", "a..b", "1a.b", "org.example.*", "org.*"] {
+        match try_activator(ctx, bad, 0) {
+            Err(Errno::EINVAL) => {}
+            other => {
+                return Err(format!(
+                    "activator for {bad:?}: expected EINVAL, got {:?}",
+                    other.map(|c| c.id())
+                ))
+            }
+        }
+    }
+    // (A refused HELLO after step 15 may show up as ID_ADD+ID_REMOVE.)
+    while let Ok(r) = w.recv(0, 0) {
+        let m = util::parse(&r, "after invalid activators")?;
+        match util::check_notification(&m, &r.info(), "after invalid activators")? {
+            kdbus::Notification::IdAdd(_) | kdbus::Notification::IdRemove(_) => {}
+            other => return Err(format!("invalid activator HELLO produced {other:?}")),
+        }
+        expect_ok("FREE", r.free())?;
+    }
+    Ok(())
+}
+
+/// An activator cannot be addressed by ID (ENXIO), cannot SEND, acquire or
+/// release names, add or remove matches or say BYEBYE (EOPNOTSUPP); it can
+/// RECV, FREE and UPDATE its receive mask. NO_AUTO_START to its name is
+/// EADDRNOTAVAIL; to an ordinary owner it is delivered.
+pub fn restrictions(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    send_err(
+        &a,
+        &msg(act.id(), 1, b"x"),
+        Errno::ENXIO,
+        "SEND by ID to an activator",
+    )?;
+    send_err(
+        &act,
+        &msg(a.id(), 1, b"x"),
+        Errno::EOPNOTSUPP,
+        "SEND by an activator",
+    )?;
+    expect_errno(
+        "NAME_ACQUIRE by an activator",
+        act.name_acquire("org.example.Other", 0).map(drop),
+        Errno::EOPNOTSUPP,
+    )?;
+    expect_errno(
+        "NAME_RELEASE by an activator",
+        act.name_release(N),
+        Errno::EOPNOTSUPP,
+    )?;
+    expect_errno(
+        "MATCH_ADD by an activator",
+        act.match_add(&MatchRule::new(1)),
+        Errno::EOPNOTSUPP,
+    )?;
+    expect_errno(
+        "MATCH_REMOVE by an activator",
+        act.match_remove(1),
+        Errno::EOPNOTSUPP,
+    )?;
+    expect_errno("BYEBYE by an activator", act.byebye(), Errno::EOPNOTSUPP)?;
+    expect_ok(
+        "UPDATE of the receive mask by an activator",
+        act.update(None, Some(ATTACH_TIMESTAMP)),
+    )?;
+    expect_errno(
+        "UPDATE of the send mask by an activator",
+        act.update(Some(0), None),
+        Errno::EOPNOTSUPP,
+    )?;
+    util::expect_empty(&act, "activator before any message")?;
+    expect_ok(
+        "FREE of the activator's HELLO slice",
+        act.free(act.hello_reply().offset),
+    )?;
+
+    send_err(
+        &a,
+        &to_name(N, 2, b"x").flags(MSG_NO_AUTO_START),
+        Errno::EADDRNOTAVAIL,
+        "NO_AUTO_START to an activator's name",
+    )?;
+    send_err(
+        &a,
+        &util::call(0, 3, 5000)
+            .dst_name(N)
+            .flags(MSG_EXPECT_REPLY | MSG_NO_AUTO_START),
+        Errno::EADDRNOTAVAIL,
+        "NO_AUTO_START call to an activator's name",
+    )?;
+    util::expect_empty(&act, "after NO_AUTO_START")?;
+    let b = ctx.hello()?;
+    acquire(&b, "org.example.Running", 0, PRIMARY | ACQUIRED, "b")?;
+    send(
+        &a,
+        &to_name("org.example.Running", 4, b"x").flags(MSG_NO_AUTO_START),
+        "NO_AUTO_START to an ordinary owner",
+    )?;
+    ensure_eq!(
+        util::recv_data(&b, a.id(), 4, "NO_AUTO_START message")?,
+        b"x".to_vec(),
+        "payload"
+    );
+    // Addressed by name with the activator's ID as dst_id: accepted
+    // (EREMCHG only for a different ID).
+    send(
+        &a,
+        &to_name(N, 5, b"y").dst_id(act.id()),
+        "by name with the activator's ID",
+    )?;
+    send_err(
+        &a,
+        &to_name(N, 6, b"y").dst_id(b.id()),
+        Errno::EREMCHG,
+        "by name with another ID",
+    )?;
+    let r = util::recv_flags(&act, RECV_PEEK, 0, "activator PEEK")?;
+    let m = util::parse(&r, "activator PEEK")?;
+    ensure_eq!(
+        (m.src_id, m.cookie, m.dst_id),
+        (a.id(), 5, act.id()),
+        "message at the activator (src, cookie, dst_id as sent)"
+    );
+    Ok(())
+}
+
+/// Messages to the name queue at the activator (PEEK shows them and leaves
+/// them queued); an implementer acquiring the name takes them over in
+/// order (calls with their reply trackers: it can answer a call sent while
+/// the activator held the name), emits NAME_CHANGE(act/ACTIVATOR|PRIMARY
+/// -> impl/PRIMARY) and leaves the activator ACTIVATOR|IN_QUEUE with an
+/// empty queue. Messages the implementer got by ID stay first.
+pub fn handover(ctx: &Ctx) -> TestResult {
+    let w = watcher(ctx, false)?;
+    let s1 = ctx.hello()?;
+    let s2 = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    let imp = ctx.hello()?;
+    expect_notifications(&w, &[name_add(N, (act.id(), ACT | PRIMARY))], "act")?;
+    send(&s1, &to_name(N, 11, b"one"), "s1 by name")?;
+    send(&s2, &to_name(N, 12, b"two"), "s2 by name")?;
+    send(
+        &s1,
+        &util::call(0, 13, 60_000).dst_name(N),
+        "s1 call by name",
+    )?;
+    send(&s2, &to_name(N, 14, b"four"), "s2 by name")?;
+    send(&s1, &msg(imp.id(), 10, b"by id"), "s1 by ID to imp")?;
+    // PEEK twice: the same first message, still queued.
+    let p1 = util::recv_flags(&act, RECV_PEEK, 0, "PEEK")?;
+    let m = util::parse(&p1, "PEEK")?;
+    ensure_eq!(
+        (m.src_id, m.cookie, m.dst_id),
+        (s1.id(), 11, 0),
+        "first queued message at the activator"
+    );
+    let p2 = util::recv_flags(&act, RECV_PEEK, 0, "second PEEK")?;
+    ensure_eq!(p2.offset(), p1.offset(), "second PEEK offset");
+    expect_ok("FREE of the peeked slice", p1.free())?;
+
+    acquire(&imp, N, 0, PRIMARY | ACQUIRED, "implementer acquires")?;
+    expect_notifications(
+        &w,
+        &[name_change(
+            N,
+            (act.id(), ACT | PRIMARY),
+            (imp.id(), PRIMARY),
+        )],
+        "take-over",
+    )?;
+    expect_records(
+        &w,
+        N,
+        &[(act.id(), ACT | IN_QUEUE), (imp.id(), PRIMARY)],
+        "after take-over",
+    )?;
+    ensure_eq!(util::owner_of(&w, N)?, Some(imp.id()), "owner");
+    util::expect_empty(&act, "activator after the hand-over")?;
+    ensure_eq!(
+        util::recv_data(&imp, s1.id(), 10, "the message sent by ID")?,
+        b"by id".to_vec(),
+        "by-ID message first"
+    );
+    for (src, cookie, data) in [
+        (s1.id(), 11, &b"one"[..]),
+        (s2.id(), 12, &b"two"[..]),
+        (s1.id(), 13, &b"call"[..]),
+        (s2.id(), 14, &b"four"[..]),
+    ] {
+        let what = format!("moved message {cookie}");
+        let r = util::recv(&imp, &what)?;
+        let m = util::parse(&r, &what)?;
+        ensure_eq!(
+            (m.src_id, m.cookie, m.dst_id),
+            (src, cookie, 0),
+            "{what}: src, cookie, dst_id"
+        );
+        ensure_eq!(
+            m.data().map_err(|e| format!("{what}: {e}"))?,
+            data.to_vec(),
+            "{what}: payload"
+        );
+        if cookie == 13 {
+            ensure!(
+                m.flags & MSG_EXPECT_REPLY != 0,
+                "{what}: the call lost EXPECT_REPLY"
+            );
+        }
+        expect_ok("FREE", r.free())?;
+    }
+    util::expect_empty(&imp, "implementer after the moved messages")?;
+    // The call's tracker followed: the implementer can answer it.
+    send(
+        &imp,
+        &util::reply(s1.id(), 13, 99),
+        "reply by the implementer",
+    )?;
+    ensure_eq!(
+        util::recv_data(&s1, imp.id(), 99, "the reply")?,
+        b"reply".to_vec(),
+        "reply payload"
+    );
+    util::expect_empty(&s1, "caller after the reply (no REPLY_DEAD)")
+}
+
+/// The name goes back to the activator when the implementer releases it
+/// or disconnects with nobody queued: NAME_CHANGE(impl -> act/ACTIVATOR|
+/// PRIMARY); messages addressed to the name that the implementer had not
+/// received go back to the activator with their trackers (a second
+/// implementer can answer the call). The activator disconnecting in
+/// charge emits NAME_REMOVE; not in charge, nothing but ID_REMOVE.
+pub fn name_back(ctx: &Ctx) -> TestResult {
+    let w = watcher(ctx, true)?;
+    let s = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    let i1 = ctx.hello()?;
+    let i2 = ctx.hello()?;
+    let (aid, i1id, i2id) = (act.id(), i1.id(), i2.id());
+    expect_notifications(
+        &w,
+        &[
+            id_add(s.id(), 0),
+            id_add(aid, ACT_HELLO),
+            name_add(N, (aid, ACT | PRIMARY)),
+            id_add(i1id, 0),
+            id_add(i2id, 0),
+        ],
+        "setup",
+    )?;
+    acquire(&i1, N, 0, PRIMARY | ACQUIRED, "i1 acquires")?;
+    send(
+        &s,
+        &util::call(0, 21, 60_000).dst_name(N),
+        "call by name to i1",
+    )?;
+    send(&s, &to_name(N, 22, b"later"), "message by name to i1")?;
+    send(&s, &msg(i1id, 23, b"by id"), "message by ID to i1")?;
+    expect_ok("i1 releases", i1.name_release(N))?;
+    expect_notifications(
+        &w,
+        &[
+            name_change(N, (aid, ACT | PRIMARY), (i1id, PRIMARY)),
+            name_change(N, (i1id, PRIMARY), (aid, ACT | PRIMARY)),
+        ],
+        "take-over and give-back",
+    )?;
+    expect_records(&w, N, &[(aid, ACT | PRIMARY)], "activator in charge again")?;
+    // Only the by-ID message stayed with i1.
+    ensure_eq!(
+        util::recv_data(&i1, s.id(), 23, "i1's by-ID message")?,
+        b"by id".to_vec(),
+        "by-ID payload"
+    );
+    util::expect_empty(&i1, "i1 after the give-back")?;
+    let r = util::recv_flags(&act, RECV_PEEK, 0, "activator PEEK after give-back")?;
+    let m = util::parse(&r, "PEEK")?;
+    ensure_eq!(
+        (m.src_id, m.cookie),
+        (s.id(), 21),
+        "the call is back at the activator"
+    );
+    // i1 can no longer answer the call.
+    expect_errno(
+        "reply by the implementer that gave the name back",
+        i1.send(&util::reply(s.id(), 21, 1), 0).map(drop),
+        Errno::EBADSLT,
+    )?;
+    // i2 takes it over and answers.
+    acquire(&i2, N, 0, PRIMARY | ACQUIRED, "i2 acquires")?;
+    let r = util::recv(&i2, "the call at i2")?;
+    let m = util::parse(&r, "call at i2")?;
+    ensure_eq!((m.src_id, m.cookie), (s.id(), 21), "first message at i2");
+    expect_ok("FREE", r.free())?;
+    ensure_eq!(
+        util::recv_data(&i2, s.id(), 22, "second message at i2")?,
+        b"later".to_vec(),
+        "payload"
+    );
+    send(&i2, &util::reply(s.id(), 21, 77), "i2 replies")?;
+    ensure_eq!(
+        util::recv_data(&s, i2id, 77, "the reply from i2")?,
+        b"reply".to_vec(),
+        "reply"
+    );
+    // i2 disconnects: back to the activator, NAME_CHANGE before ID_REMOVE.
+    drop(i2);
+    expect_notifications(
+        &w,
+        &[
+            name_change(N, (aid, ACT | PRIMARY), (i2id, PRIMARY)),
+            name_change(N, (i2id, PRIMARY), (aid, ACT | PRIMARY)),
+            id_remove(i2id, 0),
+        ],
+        "i2 acquires, then closes",
+    )?;
+    // An activator not in charge leaves silently.
+    let o = ctx.hello()?;
+    let m2 = "org.example.Second";
+    acquire(&o, m2, 0, PRIMARY | ACQUIRED, "o")?;
+    let act2 = util::activator(ctx, m2)?;
+    let a2id = act2.id();
+    drop(act2);
+    expect_notifications(
+        &w,
+        &[
+            id_add(o.id(), 0),
+            name_add(m2, (o.id(), PRIMARY)),
+            id_add(a2id, ACT_HELLO),
+            id_remove(a2id, ACT_HELLO),
+        ],
+        "activator not in charge leaves",
+    )?;
+    expect_ok("o releases", o.name_release(m2))?;
+    expect_notifications(
+        &w,
+        &[name_remove(m2, (o.id(), PRIMARY))],
+        "no activator left",
+    )?;
+    // The activator in charge leaves: NAME_REMOVE, then ID_REMOVE.
+    drop(act);
+    expect_notifications(
+        &w,
+        &[
+            name_remove(N, (aid, ACT | PRIMARY)),
+            id_remove(aid, ACT_HELLO),
+        ],
+        "activator in charge leaves",
+    )?;
+    ensure_eq!(util::owner_of(&w, N)?, None, "name after the activator");
+    send_err(
+        &s,
+        &to_name(N, 30, b"x"),
+        Errno::ESRCH,
+        "by name afterwards",
+    )
+}
+
+/// A moved message the implementer cannot take (FDs without ACCEPT_FD) is
+/// discarded and counted as lost at the implementer (names.md 6.3); the
+/// others still arrive in order.
+pub fn move_lost(ctx: &Ctx) -> TestResult {
+    let s = util::hello(ctx, HELLO_ACCEPT_FD, 0)?;
+    let act = util::activator(ctx, N)?;
+    let imp = ctx.hello()?; // no ACCEPT_FD
+    let (rd, _wr) = util::pipe()?;
+    send(
+        &s,
+        &to_name(N, 1, b"with fd").fds(&[std::os::fd::AsRawFd::as_raw_fd(&rd)]),
+        "by name with an FD (activator accepts FDs)",
+    )?;
+    send(&s, &to_name(N, 2, b"plain"), "plain by name")?;
+    acquire(
+        &imp,
+        N,
+        0,
+        PRIMARY | ACQUIRED,
+        "implementer without ACCEPT_FD",
+    )?;
+    util::expect_empty(&act, "activator after the hand-over")?;
+    let r = util::recv(&imp, "the plain message")?;
+    let m = util::parse(&r, "plain message")?;
+    ensure_eq!(m.cookie, 2, "first delivered message");
+    ensure_eq!(
+        (
+            r.reply.dropped_msgs,
+            r.reply.return_flags & RECV_RETURN_DROPPED_MSGS
+        ),
+        (1, RECV_RETURN_DROPPED_MSGS),
+        "dropped_msgs and RETURN_DROPPED_MSGS after a discarded move"
+    );
+    expect_ok("FREE", r.free())?;
+    let mut c = CmdBuf::recv(0, 0);
+    expect_errno(
+        "RECV on the empty queue",
+        imp.recv_raw(&mut c),
+        Errno::EAGAIN,
+    )?;
+    ensure_eq!(
+        c.u64_at(kdbus::recv_off::DROPPED_MSGS),
+        0,
+        "dropped_msgs reset"
+    );
+    // The broadcast rule: an activator receives none.
+    let f = util::filter_bits(0, &[]);
+    send(
+        &s,
+        &MsgBuilder::broadcast(&f).cookie(3).vec(b"b"),
+        "broadcast",
+    )?;
+    util::expect_empty(&act, "activator after a broadcast")
+}

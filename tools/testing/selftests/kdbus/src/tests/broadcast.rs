@@ -1,0 +1,404 @@
+//! Broadcasts and unicast signals (message.md 9, 10.4, 11, 7.2): filter
+//! validation, delivery to exactly the matching connections (including
+//! the sender), monitors, lost broadcasts (quota and pool), one seqnum per
+//! broadcast, special connections, and unicast signals through matches.
+
+use std::time::Instant;
+
+use kdbus::consts::*;
+use kdbus::{recv_off, CmdBuf, Connection, Errno, MatchRule, MsgBuilder, MATCH_ID_ANY};
+
+use super::util::{
+    self, broadcast, expect_signal, filter_bits, mask_bits, msg, msg_with_slice, send, send_err,
+};
+use crate::check::{diag, expect_errno, expect_ok, TestResult};
+use crate::ctx::{Ctx, POOL_SIZE};
+use crate::{ensure, ensure_eq};
+
+const BC: u64 = kdbus::DST_ID_BROADCAST;
+
+/// Broadcast filter checks at SEND (message.md 4, 5): the data must be a
+/// multiple of 8 (EFAULT) and exactly the bus bloom size (EDOM); a
+/// broadcast needs SIGNAL and a filter (EBADMSG) and cannot carry FDs
+/// (ENOTUNIQ). Nothing refused is delivered.
+pub fn filter_size(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let r = ctx.hello()?;
+    expect_ok("MATCH_ADD", r.match_add(&MatchRule::new(1)))?;
+    let mon = util::monitor(ctx)?;
+    for len in [0usize, 8, 56, 72, 128, 4096] {
+        send_err(
+            &s,
+            &MsgBuilder::new(BC)
+                .flags(MSG_SIGNAL)
+                .bloom_filter(0, &vec![0; len])
+                .vec(b"x"),
+            Errno::EDOM,
+            &format!("broadcast with {len} bytes of filter data"),
+        )?;
+    }
+    for len in [4usize, 60, 68] {
+        send_err(
+            &s,
+            &MsgBuilder::new(BC)
+                .flags(MSG_SIGNAL)
+                .bloom_filter(0, &vec![0; len])
+                .vec(b"x"),
+            Errno::EFAULT,
+            &format!("broadcast with {len} bytes of filter data (not a multiple of 8)"),
+        )?;
+    }
+    send_err(
+        &s,
+        &MsgBuilder::new(BC).flags(MSG_SIGNAL).vec(b"x"),
+        Errno::EBADMSG,
+        "broadcast without a filter",
+    )?;
+    let (rd, _wr) = util::pipe()?;
+    send_err(
+        &s,
+        &broadcast(&filter_bits(0, &[]), 1).fds(&[std::os::fd::AsRawFd::as_raw_fd(&rd)]),
+        Errno::ENOTUNIQ,
+        "broadcast with an FD",
+    )?;
+    util::expect_empty(&r, "receiver after refused broadcasts")?;
+    util::expect_empty(&mon, "monitor after refused broadcasts")?;
+    send(&s, &broadcast(&filter_bits(0, &[]), 2), "a valid broadcast")?;
+    expect_signal(&r, s.id(), 2, BC, "the valid broadcast")?;
+    expect_signal(&mon, s.id(), 2, BC, "the valid broadcast at the monitor")
+}
+
+/// What connection `i` of [`subset`] installs, and whether it matches the
+/// broadcast (filter bits 1..=5 from `sender`).
+fn subset_rule(i: usize, sender: u64, other: u64) -> (Vec<MatchRule>, bool) {
+    let c = i as u64;
+    match i % 7 {
+        0 => (vec![MatchRule::new(c)], true),
+        1 => (
+            vec![MatchRule::new(c).bloom_mask(&mask_bits(&[&[1 + c % 5]]))],
+            true,
+        ),
+        2 => (
+            vec![MatchRule::new(c).bloom_mask(&mask_bits(&[&[1, 100 + c]]))],
+            false,
+        ),
+        3 => (vec![MatchRule::new(c).sender_id(sender)], true),
+        4 => (vec![MatchRule::new(c).sender_id(other)], false),
+        5 if i % 2 == 1 => (
+            // Two accepting entries: still one copy.
+            vec![
+                MatchRule::new(c).dst_id(BC),
+                MatchRule::new(c + 1).sender_id(MATCH_ID_ANY),
+            ],
+            true,
+        ),
+        5 => (vec![MatchRule::new(c).dst_id(sender)], false),
+        _ => (vec![], false),
+    }
+}
+
+/// One broadcast reaches exactly the matching subset of 100 connections
+/// (each once, whatever number of its entries accept it) and the sender
+/// itself when one of its entries matches; the others get nothing.
+pub fn subset(ctx: &Ctx) -> TestResult {
+    const CONNS: usize = 100;
+    let start = Instant::now();
+    let s = ctx.hello()?;
+    let other = ctx.hello()?;
+    let conns: Vec<Connection> = (0..CONNS)
+        .map(|_| util::hello_pool(ctx, 0, 0, 16 * 1024))
+        .collect::<Result<_, _>>()?;
+    let hello_done = start.elapsed();
+    let mut want = Vec::with_capacity(CONNS);
+    for (i, c) in conns.iter().enumerate() {
+        let (rules, m) = subset_rule(i, s.id(), other.id());
+        for r in &rules {
+            expect_ok(&format!("MATCH_ADD at connection {i}"), c.match_add(r))?;
+        }
+        want.push(m);
+    }
+    expect_ok(
+        "the sender's own entry",
+        s.match_add(&MatchRule::new(1).bloom_mask(&mask_bits(&[&[2, 4]]))),
+    )?;
+    let f = filter_bits(0, &[1, 2, 3, 4, 5]);
+    send(&s, &broadcast(&f, 77), "the broadcast")?;
+    let n_match = want.iter().filter(|m| **m).count();
+    ensure!(
+        n_match > 30 && n_match < 70,
+        "test setup: {n_match} matching connections"
+    );
+    for (i, (c, m)) in conns.iter().zip(&want).enumerate() {
+        if *m {
+            expect_signal(c, s.id(), 77, BC, &format!("matching connection {i}"))?;
+        }
+        util::expect_empty(
+            c,
+            &format!(
+                "connection {i} ({} match) after the broadcast",
+                if *m { "one copy only:" } else { "no" }
+            ),
+        )?;
+    }
+    expect_signal(&s, s.id(), 77, BC, "the sender's own copy")?;
+    util::expect_empty(&s, "sender after its copy")?;
+    util::expect_empty(&other, "connection without entries")?;
+    diag(format!(
+        "{CONNS} connections in {:.2} s, whole test {:.2} s",
+        hello_done.as_secs_f64(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Monitors get every broadcast, also those nobody else matches, and the
+/// sender without a matching entry gets no copy of its own.
+pub fn monitor(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let r = ctx.hello()?;
+    expect_ok(
+        "r's mask",
+        r.match_add(&MatchRule::new(1).bloom_mask(&mask_bits(&[&[7]]))),
+    )?;
+    let mon = util::monitor(ctx)?;
+    send(
+        &s,
+        &broadcast(&filter_bits(0, &[7]), 1),
+        "matching broadcast",
+    )?;
+    send(
+        &s,
+        &broadcast(&filter_bits(0, &[8]), 2),
+        "unmatched broadcast",
+    )?;
+    expect_signal(&mon, s.id(), 1, BC, "monitor, first")?;
+    expect_signal(&mon, s.id(), 2, BC, "monitor, second")?;
+    util::expect_empty(&mon, "monitor")?;
+    expect_signal(&r, s.id(), 1, BC, "r")?;
+    util::expect_empty(&r, "r")?;
+    util::expect_empty(&s, "sender without entries")
+}
+
+/// A receiver whose receive quota for the sender's user is used up loses
+/// the broadcast: SEND still returns 0 and others get it; the receiver's
+/// next RECV reports dropped_msgs 1 with KDBUS_RECV_RETURN_DROPPED_MSGS,
+/// the one after it 0. A unicast signal that cannot be queued is not
+/// counted (message.md 7.2).
+pub fn lost_quota(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let r = util::hello_clean(ctx, 0, 0, 16 * 1024)?;
+    let r2 = ctx.hello()?;
+    expect_ok("r's entry", r.match_add(&MatchRule::new(1)))?;
+    expect_ok("r2's entry", r2.match_add(&MatchRule::new(1)))?;
+    let mut queued = 0u64;
+    for slice in [1024usize, 104] {
+        loop {
+            match s.send(&msg_with_slice(r.id(), queued + 1, slice), 0) {
+                Ok(_) => queued += 1,
+                Err(Errno::ENOBUFS) => break,
+                Err(e) => return Err(format!("filling r's quota: {e:?}")),
+            }
+            ensure!(queued < 300, "r's quota never ran out");
+        }
+    }
+    diag(format!("{queued} messages fill r's quota"));
+    let f = filter_bits(0, &[]);
+    send(&s, &broadcast(&f, 500), "broadcast to a full receiver")?;
+    send(
+        &s,
+        &MsgBuilder::signal(r.id(), &f).cookie(501).vec(b"u"),
+        "unicast signal to a full receiver",
+    )?;
+    expect_signal(&r2, s.id(), 500, BC, "the other receiver")?;
+    let first = util::recv(&r, "first message at r")?;
+    ensure_eq!(
+        (first.reply.dropped_msgs, first.reply.return_flags),
+        (1, RECV_RETURN_DROPPED_MSGS),
+        "first RECV: (dropped_msgs, return_flags)"
+    );
+    ensure_eq!(util::parse(&first, "first")?.cookie, 1, "first message");
+    expect_ok("FREE", first.free())?;
+    for k in 2..=queued {
+        let r1 = util::recv(&r, "queued message")?;
+        ensure_eq!(
+            (r1.reply.dropped_msgs, r1.reply.return_flags),
+            (0, 0),
+            "RECV {k}: (dropped_msgs, return_flags)"
+        );
+        ensure_eq!(util::parse(&r1, "queued")?.cookie, k, "message order");
+        expect_ok("FREE", r1.free())?;
+    }
+    util::expect_empty(&r, "neither the broadcast nor the signal was queued")?;
+    // With room again, the next broadcast arrives.
+    send(&s, &broadcast(&f, 502), "broadcast after draining")?;
+    expect_signal(&r, s.id(), 502, BC, "r after draining")?;
+    expect_signal(&r2, s.id(), 502, BC, "r2")
+}
+
+/// A receiver whose pool has no room (received slices not freed) loses
+/// the broadcast; RECV on the then empty queue fails with EAGAIN and still
+/// reports dropped_msgs 1 and KDBUS_RECV_RETURN_DROPPED_MSGS (message.md
+/// 10.4), once; the lost broadcast makes the connection readable.
+pub fn lost_pool(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let r = util::hello_clean(ctx, 0, 0, 16 * 1024)?;
+    expect_ok("r's entry", r.match_add(&MatchRule::new(1)))?;
+    let mut n = 0u64;
+    for slice in [2048usize, 104] {
+        loop {
+            match s.send(&msg_with_slice(r.id(), n + 1, slice), 0) {
+                Ok(_) => {
+                    n += 1;
+                    // Received but not freed: pool space, no quota.
+                    util::recv(&r, "filling the pool")?;
+                }
+                Err(Errno::EXFULL) => break,
+                Err(e) => return Err(format!("filling r's pool: {e:?}")),
+            }
+            ensure!(n < 300, "r's pool never filled");
+        }
+    }
+    send(
+        &s,
+        &broadcast(&filter_bits(0, &[]), 900),
+        "broadcast to a full pool",
+    )?;
+    util::expect_readable(&r, 1000, "after the lost broadcast")?;
+    let mut c = CmdBuf::recv(0, 0);
+    expect_errno("RECV after the loss", r.recv_raw(&mut c), Errno::EAGAIN)?;
+    ensure_eq!(
+        (c.u64_at(recv_off::DROPPED_MSGS), c.return_flags()),
+        (1, RECV_RETURN_DROPPED_MSGS),
+        "EAGAIN RECV: (dropped_msgs, return_flags)"
+    );
+    let mut c = CmdBuf::recv(0, 0);
+    expect_errno("second RECV", r.recv_raw(&mut c), Errno::EAGAIN)?;
+    ensure_eq!(
+        (c.u64_at(recv_off::DROPPED_MSGS), c.return_flags()),
+        (0, 0),
+        "second EAGAIN RECV: (dropped_msgs, return_flags)"
+    );
+    Ok(())
+}
+
+/// A broadcast has one seqnum, the same at every receiver and monitor
+/// (TIMESTAMP item); seqnums of later messages are larger, and a unicast
+/// in between consumes one.
+pub fn seqnum(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let r1 = util::hello(ctx, 0, ATTACH_TIMESTAMP)?;
+    let r2 = util::hello(ctx, 0, ATTACH_TIMESTAMP)?;
+    let other = ctx.hello()?;
+    let mon = expect_ok(
+        "HELLO of a monitor with TIMESTAMP",
+        Connection::hello(
+            ctx.endpoint(),
+            HELLO_MONITOR,
+            0,
+            ATTACH_TIMESTAMP,
+            POOL_SIZE,
+        ),
+    )?;
+    for c in [&r1, &r2] {
+        expect_ok("entry", c.match_add(&MatchRule::new(1).sender_id(s.id())))?;
+    }
+    let f = filter_bits(0, &[3]);
+    send(&s, &broadcast(&f, 1), "broadcast 1")?;
+    send(&s, &msg(other.id(), 2, b"x"), "unicast in between")?;
+    send(&s, &broadcast(&f, 3), "broadcast 2")?;
+    send(&s, &broadcast(&f, 4), "broadcast 3")?;
+    let seqs = |c: &Connection, cookies: &[u64], what: &str| -> Result<Vec<u64>, String> {
+        let mut out = Vec::new();
+        for &cookie in cookies {
+            let r = util::recv(c, what)?;
+            let m = util::parse(&r, what)?;
+            ensure_eq!(m.cookie, cookie, "{what}: cookie");
+            out.push(
+                m.timestamp()
+                    .ok_or_else(|| format!("{what}: no TIMESTAMP"))?
+                    .seqnum,
+            );
+            expect_ok("FREE", r.free())?;
+        }
+        Ok(out)
+    };
+    let a = seqs(&r1, &[1, 3, 4], "r1")?;
+    let b = seqs(&r2, &[1, 3, 4], "r2")?;
+    let m = seqs(&mon, &[1, 2, 3, 4], "monitor")?;
+    ensure_eq!(&a, &b, "seqnums at r1 and r2");
+    ensure_eq!(
+        vec![m[0], m[2], m[3]],
+        a.clone(),
+        "broadcast seqnums at the monitor"
+    );
+    ensure!(
+        m[0] < m[1] && m[1] < m[2] && m[2] < m[3],
+        "seqnums not increasing: {m:?}"
+    );
+    Ok(())
+}
+
+/// Activators never receive broadcasts (nor can they add matches);
+/// monitors do. (Policy holders are refused at HELLO by this module.)
+pub fn special(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let act = util::activator(ctx, "org.example.Act")?;
+    let r = ctx.hello()?;
+    let mon = util::monitor(ctx)?;
+    expect_ok("r's entry", r.match_add(&MatchRule::new(1)))?;
+    send(&s, &broadcast(&filter_bits(0, &[]), 1), "broadcast")?;
+    util::expect_empty(&act, "activator")?;
+    expect_signal(&mon, s.id(), 1, BC, "monitor")?;
+    expect_signal(&r, s.id(), 1, BC, "ordinary receiver")
+}
+
+/// Unicast signals (message.md 7.1, 9.2): to a destination without an
+/// accepting entry they are dropped silently (SEND returns 0, the monitor
+/// still sees its copy); with one they are delivered, by ID and by name.
+pub fn unicast_signal(ctx: &Ctx) -> TestResult {
+    let a = ctx.hello()?;
+    let b = ctx.hello()?;
+    let c = ctx.hello()?;
+    util::acquire(&b, "org.example.B", 0, NAME_PRIMARY | NAME_ACQUIRED, "b")?;
+    let mon = util::monitor(ctx)?;
+    let f = filter_bits(0, &[1]);
+    let sig = |dst: u64, cookie: u64| MsgBuilder::signal(dst, &f).cookie(cookie).vec(b"sig");
+    send(&a, &sig(b.id(), 1), "signal to b without entries")?;
+    util::expect_empty(&b, "b without entries")?;
+    expect_signal(
+        &mon,
+        a.id(),
+        1,
+        b.id(),
+        "monitor copy of the dropped signal",
+    )?;
+    expect_ok(
+        "b subscribes to c",
+        b.match_add(&MatchRule::new(1).sender_id(c.id())),
+    )?;
+    send(&a, &sig(b.id(), 2), "signal from a (b subscribed to c)")?;
+    util::expect_empty(&b, "b, signal from a")?;
+    expect_ok(
+        "b subscribes to a's bit",
+        b.match_add(&MatchRule::new(2).bloom_mask(&mask_bits(&[&[1]]))),
+    )?;
+    send(&a, &sig(b.id(), 3), "signal to subscribed b")?;
+    send(&a, &sig(0, 4).dst_name("org.example.B"), "signal by name")?;
+    send(
+        &c,
+        &MsgBuilder::signal(b.id(), &filter_bits(0, &[2]))
+            .cookie(5)
+            .vec(b"s"),
+        "c",
+    )?;
+    expect_signal(&b, a.id(), 3, b.id(), "signal by ID")?;
+    expect_signal(&b, a.id(), 4, 0, "signal by name")?;
+    expect_signal(&b, c.id(), 5, b.id(), "signal from c")?;
+    util::expect_empty(&b, "b")?;
+    for cookie in [2, 3, 4, 5] {
+        let r = util::recv(&mon, "monitor")?;
+        ensure_eq!(util::parse(&r, "monitor")?.cookie, cookie, "monitor copies");
+        expect_ok("FREE", r.free())?;
+    }
+    util::expect_empty(&mon, "monitor")
+}
