@@ -30,7 +30,9 @@ const ACT_HELLO: u64 = HELLO_ACTIVATOR | HELLO_ACCEPT_FD;
 pub fn hello(ctx: &Ctx) -> TestResult {
     let w = watcher(ctx, true)?;
     let act = util::activator(ctx, N)?;
-    expect_notifications(
+    // connection.md 3.2: ID_ADD is queued at step 16, the activator's
+    // NAME_ADD at step 17, both flushed in that order at step 18.
+    let got = util::expect_notification_set(
         &w,
         &[
             id_add(act.id(), ACT_HELLO),
@@ -38,6 +40,11 @@ pub fn hello(ctx: &Ctx) -> TestResult {
         ],
         "activator HELLO",
     )?;
+    ensure!(
+        matches!(got[0], kdbus::Notification::IdAdd(_)),
+        "activator HELLO: the activator's ID_ADD must come before its NAME_ADD \
+         (connection.md 3.2 steps 16-18, message.md 11), got {got:?}"
+    );
     expect_records(&w, N, &[(act.id(), ACT | PRIMARY)], "activator in charge")?;
     ensure_eq!(util::owner_of(&w, N)?, Some(act.id()), "CONN_INFO by name");
     match try_activator(ctx, N, 0) {
@@ -327,7 +334,9 @@ pub fn name_back(ctx: &Ctx) -> TestResult {
     let i1 = ctx.hello()?;
     let i2 = ctx.hello()?;
     let (aid, i1id, i2id) = (act.id(), i1.id(), i2.id());
-    expect_notifications(
+    // (The order of an activator's ID_ADD and NAME_ADD is checked by
+    // activator-hello.)
+    util::expect_notification_set(
         &w,
         &[
             id_add(s.id(), 0),

@@ -49,6 +49,8 @@ fn add_err(c: &Connection, rule: MatchRule, want: Errno, what: &str) -> TestResu
 /// monitors before parsing; ECONNRESET after BYEBYE.
 pub fn add_errors(ctx: &Ctx) -> TestResult {
     let a = ctx.hello()?;
+    // Before a's entries: its ID_ADD would match the entry without rules.
+    let b = ctx.hello()?;
     expect_ok(
         "MATCH_ADD REPLACE of a new cookie",
         a.match_add(&MatchRule::new(1).replace()),
@@ -162,7 +164,6 @@ pub fn add_errors(ctx: &Ctx) -> TestResult {
     )?;
     // Nothing refused got in: a broadcast reaches a only through entry 1
     // (no rules) - exactly once.
-    let b = ctx.hello()?;
     send(&b, &broadcast(&filter_bits(0, &[]), 9), "broadcast")?;
     ensure_eq!(drain_cookies(&a, "a")?, vec![9], "broadcasts at a");
 
@@ -259,6 +260,8 @@ pub fn remove(ctx: &Ctx) -> TestResult {
 /// MATCH_REMOVE makes room.
 pub fn limit(ctx: &Ctx) -> TestResult {
     let a = ctx.hello()?;
+    // Before a's entries: its ID_ADD would match the entry without rules.
+    let b = ctx.hello()?;
     for i in 0..256 {
         expect_ok(
             &format!("MATCH_ADD entry {i}"),
@@ -295,7 +298,6 @@ pub fn limit(ctx: &Ctx) -> TestResult {
     )?;
     add_err(&a, MatchRule::new(11), Errno::EMFILE, "full once more")?;
     // The REPLACEd entry (no rules) is the one matching everything.
-    let b = ctx.hello()?;
     send(&b, &broadcast(&filter_bits(0, &[]), 5), "broadcast")?;
     ensure_eq!(
         drain_cookies(&a, "a")?,

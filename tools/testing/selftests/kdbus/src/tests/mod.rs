@@ -235,6 +235,7 @@ pub static TESTS: &[Test] = &[
     ("name-queue-disconnect", names::queue_disconnect),
     ("name-not-ordinary", names::not_ordinary),
     ("name-owned-name-metadata", names::owned_name_metadata),
+    ("name-send-by-name", names::send_by_name),
     // activators
     ("activator-hello", activator::hello),
     ("activator-restrictions", activator::restrictions),
@@ -268,6 +269,7 @@ pub static TESTS: &[Test] = &[
     ("broadcast-lost-pool", broadcast::lost_pool),
     ("broadcast-seqnum", broadcast::seqnum),
     ("broadcast-special", broadcast::special),
+    ("broadcast-talk", broadcast::talk),
     ("signal-unicast", broadcast::unicast_signal),
     // kernel notifications
     ("notify-id", notify::id_notifications),

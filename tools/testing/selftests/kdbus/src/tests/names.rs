@@ -1009,3 +1009,96 @@ pub fn race(ctx: &Ctx) -> TestResult {
     );
     Ok(())
 }
+
+/// SEND by name (message.md 6): the current owner gets it with dst_id as
+/// sent (0, or the owner's id); ESRCH for names without owner (never
+/// registered, released, only an invalid name gives EINVAL); EREMCHG when
+/// a non-zero dst_id is not the owner (a queued waiter, the sender);
+/// after a hand-over the new owner gets what is sent next; a connection
+/// may send to its own name.
+pub fn send_by_name(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let p = ctx.hello()?;
+    let q = ctx.hello()?;
+    util::send_err(&s, &to_name(N, 1, b"x"), Errno::ESRCH, "never registered")?;
+    util::send_err(
+        &s,
+        &to_name("a.*", 1, b"x"),
+        Errno::EINVAL,
+        "wildcard DST_NAME",
+    )?;
+    util::send_err(
+        &s,
+        &to_name("nodot", 1, b"x"),
+        Errno::EINVAL,
+        "invalid DST_NAME",
+    )?;
+    acquire(&p, N, 0, PRIMARY | ACQUIRED, "p")?;
+    acquire(&q, N, QUEUE, QUEUE | IN_QUEUE | ACQUIRED, "q")?;
+    send(&s, &to_name(N, 2, b"two"), "by name")?;
+    send(
+        &s,
+        &to_name(N, 3, b"three").dst_id(p.id()),
+        "by name with p's id",
+    )?;
+    util::send_err(
+        &s,
+        &to_name(N, 4, b"x").dst_id(q.id()),
+        Errno::EREMCHG,
+        "by name with the waiter's id",
+    )?;
+    util::send_err(
+        &s,
+        &to_name(N, 4, b"x").dst_id(s.id()),
+        Errno::EREMCHG,
+        "by name with the sender's id",
+    )?;
+    util::send_err(
+        &s,
+        &to_name(N, 4, b"x").dst_id(util::NO_SUCH_ID),
+        Errno::EREMCHG,
+        "by name with an unknown id",
+    )?;
+    for (cookie, dst, data) in [(2, 0, &b"two"[..]), (3, p.id(), &b"three"[..])] {
+        let r = util::recv(&p, "message by name")?;
+        let m = util::parse(&r, "message by name")?;
+        ensure_eq!(
+            (m.src_id, m.cookie, m.dst_id),
+            (s.id(), cookie, dst),
+            "message by name: src, cookie, dst_id as sent"
+        );
+        ensure_eq!(
+            m.item(ITEM_DST_NAME).and_then(|i| i.as_str()),
+            Some(N),
+            "delivered DST_NAME item"
+        );
+        ensure_eq!(
+            m.data().map_err(|e| e.to_string())?,
+            data.to_vec(),
+            "payload"
+        );
+        expect_ok("FREE", r.free())?;
+    }
+    util::expect_empty(&q, "the waiter gets nothing")?;
+    send(&p, &to_name(N, 5, b"self"), "to its own name")?;
+    ensure_eq!(
+        util::recv_data(&p, p.id(), 5, "own name")?,
+        b"self".to_vec(),
+        "self"
+    );
+    expect_ok("p releases", p.name_release(N))?;
+    send(&s, &to_name(N, 6, b"q"), "after the hand-over")?;
+    ensure_eq!(
+        util::recv_data(&q, s.id(), 6, "q")?,
+        b"q".to_vec(),
+        "new owner"
+    );
+    util::expect_empty(&p, "old owner")?;
+    expect_ok("q releases", q.name_release(N))?;
+    util::send_err(
+        &s,
+        &to_name(N, 7, b"x"),
+        Errno::ESRCH,
+        "after the last release",
+    )
+}

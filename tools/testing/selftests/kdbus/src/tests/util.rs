@@ -806,3 +806,40 @@ pub fn expect_signal(c: &Connection, src: u64, cookie: u64, dst: u64, what: &str
     );
     expect_ok(&format!("FREE ({what})"), r.free())
 }
+
+/// Receives `want.len()` notifications with strictly increasing seqnums
+/// and compares them with `want` in any order (for setups whose exact
+/// order another test checks); returns the received ones in order.
+pub fn expect_notification_set(
+    c: &Connection,
+    want: &[Notification],
+    what: &str,
+) -> Result<Vec<Notification>, String> {
+    let got = expect_notification_set_prefix(c, want, what)?;
+    expect_empty(c, &format!("{what}: after the expected notifications"))?;
+    Ok(got)
+}
+
+/// [`expect_notification_set`] without the final empty-queue check.
+pub fn expect_notification_set_prefix(
+    c: &Connection,
+    want: &[Notification],
+    what: &str,
+) -> Result<Vec<Notification>, String> {
+    let mut got = Vec::new();
+    let mut last = 0;
+    for i in 0..want.len() {
+        let step = format!("{what}: notification {} of {}", i + 1, want.len());
+        let (n, seq) = recv_notification(c, &step)?;
+        ensure!(seq > last, "{step}: seqnum {seq} not after {last}");
+        last = seq;
+        got.push(n);
+    }
+    let key = |n: &Notification| format!("{n:?}");
+    let mut a: Vec<String> = got.iter().map(key).collect();
+    let mut b: Vec<String> = want.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    ensure_eq!(a, b, "{what}: notifications (any order)");
+    Ok(got)
+}
