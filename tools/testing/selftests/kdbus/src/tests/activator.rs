@@ -509,3 +509,54 @@ pub fn move_lost(ctx: &Ctx) -> TestResult {
     )?;
     util::expect_empty(&act, "activator after a broadcast")
 }
+
+/// names.md 6.3 step 1: the trackers that move with a name are all those
+/// awaiting an answer from the old holder for messages addressed to the
+/// name registration - also for calls the old holder already received.
+/// An implementer that received a call and then gave the name back can no
+/// longer answer it (EBADSLT); the next implementer can, without ever
+/// having seen the message. Calls sent by ID keep their tracker.
+pub fn tracker_received(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    let i1 = ctx.hello()?;
+    let i2 = ctx.hello()?;
+    acquire(&i1, N, 0, PRIMARY | ACQUIRED, "i1 acquires")?;
+    send(&s, &util::call(0, 41, 60_000).dst_name(N), "call by name")?;
+    send(&s, &util::call(i1.id(), 42, 60_000), "call by ID")?;
+    for cookie in [41, 42] {
+        let r = util::recv(&i1, "call at i1")?;
+        ensure_eq!(util::parse(&r, "call")?.cookie, cookie, "call at i1");
+        expect_ok("FREE", r.free())?;
+    }
+    expect_ok("i1 releases", i1.name_release(N))?;
+    util::expect_empty(&act, "nothing queued moves back")?;
+    expect_errno(
+        "i1 answers the call by name after giving the name back",
+        i1.send(&util::reply(s.id(), 41, 1), 0).map(drop),
+        Errno::EBADSLT,
+    )?;
+    send(
+        &i1,
+        &util::reply(s.id(), 42, 2),
+        "i1 answers the call by ID",
+    )?;
+    acquire(&i2, N, 0, PRIMARY | ACQUIRED, "i2 acquires")?;
+    util::expect_empty(&i2, "i2 gets no message")?;
+    send(
+        &i2,
+        &util::reply(s.id(), 41, 3),
+        "i2 answers the moved tracker",
+    )?;
+    ensure_eq!(
+        util::recv_data(&s, i1.id(), 2, "reply by ID")?,
+        b"reply".to_vec(),
+        "reply 42"
+    );
+    ensure_eq!(
+        util::recv_data(&s, i2.id(), 3, "reply through the moved tracker")?,
+        b"reply".to_vec(),
+        "reply 41"
+    );
+    util::expect_empty(&s, "caller")
+}

@@ -241,8 +241,8 @@ pub fn lost_quota(ctx: &Ctx) -> TestResult {
 }
 
 /// A receiver whose pool has no room (received slices not freed) loses
-/// the broadcast; RECV on the then empty queue fails with EAGAIN and still
-/// reports dropped_msgs 1 and KDBUS_RECV_RETURN_DROPPED_MSGS (message.md
+/// the broadcast and a kernel notification; RECV on the then empty queue
+/// fails with EAGAIN and still reports dropped_msgs 2 and KDBUS_RECV_RETURN_DROPPED_MSGS (message.md
 /// 10.4), once; the lost broadcast makes the connection readable.
 pub fn lost_pool(ctx: &Ctx) -> TestResult {
     let s = ctx.hello()?;
@@ -269,11 +269,14 @@ pub fn lost_pool(ctx: &Ctx) -> TestResult {
         "broadcast to a full pool",
     )?;
     util::expect_readable(&r, 1000, "after the lost broadcast")?;
+    // A kernel notification (the entry without rules takes NAME_ADD) is
+    // lost the same way.
+    util::acquire(&s, "org.example.Lost", 0, NAME_PRIMARY | NAME_ACQUIRED, "s")?;
     let mut c = CmdBuf::recv(0, 0);
     expect_errno("RECV after the loss", r.recv_raw(&mut c), Errno::EAGAIN)?;
     ensure_eq!(
         (c.u64_at(recv_off::DROPPED_MSGS), c.return_flags()),
-        (1, RECV_RETURN_DROPPED_MSGS),
+        (2, RECV_RETURN_DROPPED_MSGS),
         "EAGAIN RECV: (dropped_msgs, return_flags)"
     );
     let mut c = CmdBuf::recv(0, 0);
@@ -524,4 +527,65 @@ pub fn talk(ctx: &Ctx) -> TestResult {
             util::expect_empty(&s, "root")
         }
     }
+}
+
+/// A monitor whose quota is used up loses its copies of unicasts and
+/// broadcasts (counted as lost, message.md 9.1, 10.4) while the senders
+/// succeed and the real receivers get everything; delivered + reported
+/// lost = sent, reported by the first RECV only.
+pub fn lost_monitor(ctx: &Ctx) -> TestResult {
+    const TOTAL: u64 = 20;
+    let s = ctx.hello()?;
+    let r = util::hello_pool(ctx, 0, 0, 4 * POOL_SIZE)?;
+    expect_ok(
+        "r's entry",
+        r.match_add(&MatchRule::new(1).sender_id(s.id())),
+    )?;
+    let mon = expect_ok(
+        "HELLO of a monitor with a 16 KiB pool",
+        Connection::hello(ctx.endpoint(), HELLO_MONITOR, 0, 0, 16 * 1024),
+    )?;
+    expect_ok(
+        "FREE of the monitor's HELLO slice",
+        mon.free(mon.hello_reply().offset),
+    )?;
+    for i in 0..TOTAL - 1 {
+        send(&s, &msg_with_slice(r.id(), i + 1, 1024), "unicast")?;
+    }
+    send(&s, &broadcast(&filter_bits(0, &[]), TOTAL), "broadcast")?;
+    for i in 0..TOTAL - 1 {
+        util::recv_data(&r, s.id(), i + 1, "unicast at r")?;
+    }
+    expect_signal(&r, s.id(), TOTAL, BC, "broadcast at r")?;
+    let (mut delivered, mut dropped, mut reports) = (0u64, 0u64, 0);
+    loop {
+        let mut c = CmdBuf::recv(0, 0);
+        let res = mon.recv_raw(&mut c);
+        let d = c.u64_at(recv_off::DROPPED_MSGS);
+        if res.is_ok() || res == Err(Errno::EAGAIN) {
+            ensure_eq!(
+                c.return_flags() & RECV_RETURN_DROPPED_MSGS != 0,
+                d != 0,
+                "RETURN_DROPPED_MSGS iff dropped_msgs != 0 (dropped_msgs {d})"
+            );
+            dropped += d;
+            reports += usize::from(d != 0);
+        }
+        match res {
+            Ok(()) => {
+                delivered += 1;
+                expect_ok("FREE", mon.free(c.u64_at(recv_off::MSG_OFFSET)))?;
+            }
+            Err(Errno::EAGAIN) => break,
+            Err(e) => return Err(format!("monitor RECV: {e:?}")),
+        }
+    }
+    diag(format!("monitor: {delivered} delivered, {dropped} lost"));
+    ensure!(
+        dropped > 0 && delivered > 0,
+        "monitor: {delivered} delivered, {dropped} lost"
+    );
+    ensure_eq!(delivered + dropped, TOTAL, "monitor: delivered + lost");
+    ensure_eq!(reports, 1, "RECVs reporting lost messages");
+    Ok(())
 }

@@ -708,3 +708,60 @@ pub fn per_connection(ctx: &Ctx) -> TestResult {
         Errno::ECONNRESET,
     )
 }
+
+/// On a bus with 128-byte blooms (bus.md), masks must be multiples of 128
+/// bytes (EDOM otherwise) and filters exactly 128 bytes; bits beyond the
+/// first 64 bytes take part in matching.
+pub fn bloom_bus_size(ctx: &Ctx) -> TestResult {
+    let bus = ctx.make_bus(kdbus::BusMaker::new(ctx.unique_name()).bloom(128, 3))?;
+    let ep = bus.endpoint();
+    let s = ctx.hello_on(&ep)?;
+    let r = ctx.hello_on(&ep)?;
+    let z = ctx.hello_on(&ep)?;
+    for len in [0usize, 8, 64, 192, 200] {
+        add_err(
+            &r,
+            MatchRule::new(BAD).item(ITEM_BLOOM_MASK, &vec![0; len]),
+            Errno::EDOM,
+            &format!("{len}-byte mask on a 128-byte bus"),
+        )?;
+    }
+    for len in [128usize, 256, 384] {
+        expect_ok(
+            &format!("{len}-byte mask on a 128-byte bus"),
+            z.match_add(&MatchRule::new(2).item(ITEM_BLOOM_MASK, &vec![0; len])),
+        )?;
+    }
+    let p = BloomParams::new(128, 3).map_err(|e| format!("BloomParams: {e}"))?;
+    let bits = |b: &[u64]| {
+        let mut x = kdbus::Bloom::with_params(p);
+        for &i in b {
+            x.set_bit(i);
+        }
+        x
+    };
+    expect_ok(
+        "mask with bit 1000",
+        r.match_add(&MatchRule::new(1).bloom_mask(&kdbus::BloomMask::new(bits(&[1000])))),
+    )?;
+    send_err_bc(&s, 64, Errno::EDOM)?;
+    send_err_bc(&s, 256, Errno::EDOM)?;
+    let f = |b: &[u64]| kdbus::BloomFilter::new(0, bits(b));
+    send(&s, &broadcast(&f(&[1000, 3]), 1), "filter with bit 1000")?;
+    send(&s, &broadcast(&f(&[999, 3]), 2), "filter without bit 1000")?;
+    ensure_eq!(drain_cookies(&r, "r")?, vec![1], "mask with bit 1000");
+    ensure_eq!(drain_cookies(&z, "z")?, vec![1, 2], "zero masks");
+    Ok(())
+}
+
+fn send_err_bc(s: &Connection, len: usize, want: Errno) -> TestResult {
+    util::send_err(
+        s,
+        &MsgBuilder::new(BC)
+            .flags(MSG_SIGNAL)
+            .bloom_filter(0, &vec![0; len])
+            .vec(b"x"),
+        want,
+        &format!("broadcast with a {len}-byte filter on a 128-byte bus"),
+    )
+}

@@ -242,6 +242,7 @@ pub static TESTS: &[Test] = &[
     ("activator-handover", activator::handover),
     ("activator-name-back", activator::name_back),
     ("activator-move-lost", activator::move_lost),
+    ("activator-tracker-received", activator::tracker_received),
     // LIST and CONN_INFO with names
     ("list-layout", list::layout),
     ("list-kinds", list::kinds),
@@ -255,6 +256,7 @@ pub static TESTS: &[Test] = &[
     ("match-replace", matches::replace),
     ("match-bloom", matches::bloom),
     ("match-bloom-generations", matches::bloom_generations),
+    ("match-bloom-bus-size", matches::bloom_bus_size),
     ("match-name-rule", matches::name_rule),
     ("match-id-rule", matches::id_rule),
     ("match-dst-id-rule", matches::dst_id_rule),
@@ -267,6 +269,7 @@ pub static TESTS: &[Test] = &[
     ("broadcast-monitor", broadcast::monitor),
     ("broadcast-lost-quota", broadcast::lost_quota),
     ("broadcast-lost-pool", broadcast::lost_pool),
+    ("broadcast-lost-monitor", broadcast::lost_monitor),
     ("broadcast-seqnum", broadcast::seqnum),
     ("broadcast-special", broadcast::special),
     ("broadcast-talk", broadcast::talk),
@@ -280,6 +283,7 @@ pub static TESTS: &[Test] = &[
     ("notify-cleanup", notify::cleanup),
     // races
     ("race-names", names::race),
+    ("race-names-disconnect", names::race_disconnect),
     ("race-many-senders", race::many_senders),
     ("race-many-receivers", race::many_receivers),
     ("race-sync-vs-callee-close", race::sync_vs_callee_close),

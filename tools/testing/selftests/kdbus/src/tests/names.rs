@@ -829,38 +829,7 @@ pub fn race(ctx: &Ctx) -> TestResult {
     std::thread::scope(|sc| {
         // The watcher drains continuously.
         let (stop_w, seen_w, errs_w, wr) = (stop.clone(), seen.clone(), errors.clone(), &w);
-        sc.spawn(move || loop {
-            match wr.recv(0, 0) {
-                Ok(r) => {
-                    if r.reply.dropped_msgs != 0 {
-                        errs_w.lock().unwrap().push(format!(
-                            "watcher lost {} notifications",
-                            r.reply.dropped_msgs
-                        ));
-                    }
-                    let res = util::parse(&r, "watcher").and_then(|m| {
-                        let n = util::check_notification(&m, &r.info(), "watcher")?;
-                        let seq = m.timestamp().map(|t| t.seqnum).unwrap_or(0);
-                        Ok((seq, n))
-                    });
-                    match res {
-                        Ok(x) => seen_w.lock().unwrap().push(x),
-                        Err(e) => errs_w.lock().unwrap().push(e),
-                    }
-                    let _ = r.free();
-                }
-                Err(Errno::EAGAIN) => {
-                    if stop_w.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    util::wait_readable(wr, 20);
-                }
-                Err(e) => {
-                    errs_w.lock().unwrap().push(format!("watcher RECV: {e}"));
-                    break;
-                }
-            }
-        });
+        sc.spawn(move || watch_loop(wr, &stop_w, &seen_w, &errs_w));
         let mut workers = Vec::new();
         for (k, c) in conns.iter().enumerate() {
             let errs = errors.clone();
@@ -924,49 +893,8 @@ pub fn race(ctx: &Ctx) -> TestResult {
     let errs = errors.lock().unwrap();
     ensure!(errs.is_empty(), "errors during the race: {:?}", *errs);
     let seen = seen.lock().unwrap();
-    // Per-name consistency of the notification chain.
-    for name in NAMES {
-        let mut owner: Option<u64> = None;
-        let mut last_seq = 0;
-        for (seq, n) in seen.iter() {
-            ensure!(
-                *seq > last_seq,
-                "watcher seqnums not increasing: {seq} after {last_seq}"
-            );
-            last_seq = *seq;
-            let (kind, c) = match n {
-                Notification::NameAdd(c) => ("add", c),
-                Notification::NameRemove(c) => ("remove", c),
-                Notification::NameChange(c) => ("change", c),
-                other => return Err(format!("watcher got {other:?}")),
-            };
-            if c.name != name {
-                continue;
-            }
-            ensure!(
-                c.old_id.id == owner.unwrap_or(0),
-                "{name}: {kind} from {} while the owner was {owner:?}",
-                c.old_id.id
-            );
-            ensure!(
-                c.new_id.id != c.old_id.id,
-                "{name}: {kind} from {} to itself",
-                c.old_id.id
-            );
-            match kind {
-                "add" => ensure!(owner.is_none(), "{name}: NAME_ADD while owned"),
-                "remove" => ensure!(c.new_id.id == 0, "{name}: NAME_REMOVE to {}", c.new_id.id),
-                _ => ensure!(c.new_id.id != 0, "{name}: NAME_CHANGE to 0"),
-            }
-            if c.new_id.id != 0 {
-                ensure!(
-                    c.new_id.flags & PRIMARY != 0,
-                    "{name}: new owner flags {:#x} lack PRIMARY",
-                    c.new_id.flags
-                );
-            }
-            owner = (c.new_id.id != 0).then_some(c.new_id.id);
-        }
+    let owners = check_chains(&seen, &NAMES)?;
+    for (name, owner) in NAMES.iter().zip(owners) {
         let recs = util::name_records(&w, name)?;
         let primaries: Vec<u64> = recs
             .iter()
@@ -1101,4 +1029,201 @@ pub fn send_by_name(ctx: &Ctx) -> TestResult {
         Errno::ESRCH,
         "after the last release",
     )
+}
+
+/// Records the watcher's notifications until `stop` is set and its queue
+/// is empty.
+fn watch_loop(
+    w: &Connection,
+    stop: &AtomicBool,
+    seen: &Mutex<Vec<(u64, Notification)>>,
+    errs: &Mutex<Vec<String>>,
+) {
+    loop {
+        match w.recv(0, 0) {
+            Ok(r) => {
+                if r.reply.dropped_msgs != 0 {
+                    errs.lock().unwrap().push(format!(
+                        "watcher lost {} notifications",
+                        r.reply.dropped_msgs
+                    ));
+                }
+                let res = util::parse(&r, "watcher").and_then(|m| {
+                    let n = util::check_notification(&m, &r.info(), "watcher")?;
+                    let seq = m.timestamp().map(|t| t.seqnum).unwrap_or(0);
+                    Ok((seq, n))
+                });
+                match res {
+                    Ok(x) => seen.lock().unwrap().push(x),
+                    Err(e) => errs.lock().unwrap().push(e),
+                }
+                let _ = r.free();
+            }
+            Err(Errno::EAGAIN) => {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                util::wait_readable(w, 20);
+            }
+            Err(e) => {
+                errs.lock().unwrap().push(format!("watcher RECV: {e}"));
+                break;
+            }
+        }
+    }
+}
+
+/// Checks that the name notifications `seen` (seqnum, notification) form,
+/// per name, a consistent chain: increasing seqnums, NAME_ADD only from
+/// nobody, every CHANGE/REMOVE from the last owner to someone else (a new
+/// owner always with PRIMARY). Returns each name's final owner.
+fn check_chains(seen: &[(u64, Notification)], names: &[&str]) -> Result<Vec<Option<u64>>, String> {
+    let mut out = Vec::new();
+    for name in names {
+        let mut owner: Option<u64> = None;
+        let mut last_seq = 0;
+        for (seq, n) in seen.iter() {
+            ensure!(
+                *seq > last_seq,
+                "watcher seqnums not increasing: {seq} after {last_seq}"
+            );
+            last_seq = *seq;
+            let (kind, c) = match n {
+                Notification::NameAdd(c) => ("add", c),
+                Notification::NameRemove(c) => ("remove", c),
+                Notification::NameChange(c) => ("change", c),
+                _ => continue,
+            };
+            if c.name != *name {
+                continue;
+            }
+            ensure!(
+                c.old_id.id == owner.unwrap_or(0),
+                "{name}: {kind} from {} while the owner was {owner:?}",
+                c.old_id.id
+            );
+            ensure!(
+                c.new_id.id != c.old_id.id,
+                "{name}: {kind} from {} to itself",
+                c.old_id.id
+            );
+            match kind {
+                "add" => ensure!(owner.is_none(), "{name}: NAME_ADD while owned"),
+                "remove" => ensure!(c.new_id.id == 0, "{name}: NAME_REMOVE to {}", c.new_id.id),
+                _ => ensure!(c.new_id.id != 0, "{name}: NAME_CHANGE to 0"),
+            }
+            if c.new_id.id != 0 {
+                ensure!(
+                    c.new_id.flags & PRIMARY != 0,
+                    "{name}: new owner flags {:#x} lack PRIMARY",
+                    c.new_id.flags
+                );
+            }
+            owner = (c.new_id.id != 0).then_some(c.new_id.id);
+        }
+        out.push(owner);
+    }
+    Ok(out)
+}
+
+/// Threads connect, acquire the same names (QUEUE, some replaceable, some
+/// replacing), send to them by name and disconnect (close or BYEBYE)
+/// concurrently while a watcher records every name notification and ID
+/// change. Afterwards every name's chain is consistent and ends with
+/// NAME_REMOVE, every connection's ID_REMOVE comes after its last name
+/// notification, and the registry is empty.
+pub fn race_disconnect(ctx: &Ctx) -> TestResult {
+    const NAMES: [&str; 3] = ["org.example.D0", "org.example.D1", "org.example.D2"];
+    const WORKERS: usize = 3;
+    const ROUNDS: usize = 12;
+    let w = util::hello_pool(ctx, 0, ATTACH_TIMESTAMP, 16 * crate::ctx::POOL_SIZE)?;
+    util::watch_all(&w)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<(u64, Notification)>>> = Arc::new(Mutex::new(Vec::new()));
+    let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let ep = ctx.endpoint();
+    std::thread::scope(|sc| {
+        let (stop_w, seen_w, errs_w, wr) = (stop.clone(), seen.clone(), errors.clone(), &w);
+        sc.spawn(move || watch_loop(wr, &stop_w, &seen_w, &errs_w));
+        let mut workers = Vec::new();
+        for k in 0..WORKERS {
+            let (errs, ep) = (errors.clone(), ep.clone());
+            workers.push(sc.spawn(move || {
+                let err = |m: String| errs.lock().unwrap().push(m);
+                for i in 0..ROUNDS {
+                    let c = match Connection::hello(&ep, 0, 0, 0, 64 * 1024) {
+                        Ok(c) => c,
+                        Err(e) => return err(format!("HELLO: {e}")),
+                    };
+                    for (j, name) in NAMES.iter().enumerate() {
+                        let flags = match (i + j + k) % 3 {
+                            0 => QUEUE,
+                            1 => QUEUE | ALLOW,
+                            _ => REPLACE | QUEUE | ALLOW,
+                        };
+                        if let Err(e) = c.name_acquire(name, flags) {
+                            err(format!("acquire {name}: {e}"));
+                        }
+                        match c.send(&to_name(NAMES[(j + 1) % 3], 1, b"x"), 0) {
+                            Ok(_) | Err(Errno::ENOBUFS) | Err(Errno::EXFULL) => {}
+                            // The receiver may be disconnecting right now.
+                            Err(Errno::ECONNRESET) => {}
+                            Err(e) => err(format!("send to {name}: {e}")),
+                        }
+                    }
+                    if i % 2 == 0 {
+                        match c.byebye() {
+                            Ok(()) | Err(Errno::EBUSY) => {}
+                            Err(e) => err(format!("BYEBYE: {e}")),
+                        }
+                    }
+                    drop(c);
+                }
+            }));
+        }
+        for h in workers {
+            let _ = h.join();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let errs = errors.lock().unwrap();
+    ensure!(errs.is_empty(), "errors during the race: {:?}", *errs);
+    let seen = seen.lock().unwrap();
+    let owners = check_chains(&seen, &NAMES)?;
+    ensure_eq!(
+        owners,
+        vec![None, None, None],
+        "owners after everybody left"
+    );
+    let left = expect_ok(
+        "LIST NAMES|QUEUED",
+        w.list_records(LIST_NAMES | LIST_QUEUED),
+    )?;
+    ensure!(left.is_empty(), "names left: {left:?}");
+    // Nothing about a connection after its ID_REMOVE.
+    let mut removed = std::collections::HashSet::new();
+    let mut added = 0;
+    for (_, n) in seen.iter() {
+        match n {
+            Notification::IdRemove(i) => {
+                ensure!(removed.insert(i.id), "two ID_REMOVE of {}", i.id);
+            }
+            Notification::IdAdd(_) => added += 1,
+            Notification::NameAdd(c)
+            | Notification::NameChange(c)
+            | Notification::NameRemove(c) => {
+                for id in [c.old_id.id, c.new_id.id] {
+                    ensure!(
+                        !removed.contains(&id),
+                        "name notification {n:?} after the ID_REMOVE of {id}"
+                    );
+                }
+            }
+            other => return Err(format!("watcher got {other:?}")),
+        }
+    }
+    ensure_eq!(added, WORKERS * ROUNDS, "ID_ADDs");
+    ensure_eq!(removed.len(), WORKERS * ROUNDS, "ID_REMOVEs");
+    Ok(())
 }
