@@ -93,6 +93,32 @@ pub fn hello(ctx: &Ctx) -> TestResult {
         "activator waiting",
     )?;
     ensure_eq!(util::owner_of(&w, m)?, Some(o.id()), "owner stays o");
+    // When o releases with nobody queued the waiting activator takes the
+    // name, with the messages addressed to it that o had not received.
+    let s = ctx.hello()?;
+    send(&s, &to_name(m, 1, b"for o"), "by name to o")?;
+    send(&s, &msg(o.id(), 2, b"by id"), "by ID to o")?;
+    expect_ok("o releases", o.name_release(m))?;
+    expect_notifications(
+        &w,
+        &[
+            id_add(s.id(), 0),
+            name_change(m, (o.id(), PRIMARY), (act2.id(), ACT | PRIMARY)),
+        ],
+        "owner releases to the waiting activator",
+    )?;
+    let r = util::recv_flags(&act2, RECV_PEEK, 0, "activator PEEK")?;
+    ensure_eq!(
+        util::parse(&r, "PEEK")?.cookie,
+        1,
+        "the message by name moved to the activator"
+    );
+    ensure_eq!(
+        util::recv_data(&o, s.id(), 2, "o's by-ID message")?,
+        b"by id".to_vec(),
+        "by-ID message stays"
+    );
+    util::expect_empty(&o, "o after the release")?;
 
     for bad in ["a", "a..b", "1a.b", "org.example.*", "org.*"] {
         match try_activator(ctx, bad, 0) {
@@ -559,4 +585,29 @@ pub fn tracker_received(ctx: &Ctx) -> TestResult {
         "reply 41"
     );
     util::expect_empty(&s, "caller")
+}
+
+/// Messages are tagged with the name's registration ID (names.md 1, 6.3):
+/// a message sent by name to an earlier registration of the same name is
+/// not moved when a later registration passes to the activator.
+pub fn registration_id(ctx: &Ctx) -> TestResult {
+    let s = ctx.hello()?;
+    let i = ctx.hello()?;
+    acquire(&i, N, 0, PRIMARY | ACQUIRED, "i acquires (registration 1)")?;
+    send(&s, &to_name(N, 1, b"old"), "by name to registration 1")?;
+    expect_ok("i releases: the name disappears", i.name_release(N))?;
+    ensure_eq!(util::owner_of(&s, N)?, None, "name after the release");
+    let act = util::activator(ctx, N)?;
+    acquire(&i, N, 0, PRIMARY | ACQUIRED, "i takes registration 2 over")?;
+    send(&s, &to_name(N, 2, b"new"), "by name to registration 2")?;
+    expect_ok("i releases to the activator", i.name_release(N))?;
+    let r = util::recv_flags(&act, RECV_PEEK, 0, "activator PEEK")?;
+    ensure_eq!(util::parse(&r, "PEEK")?.cookie, 2, "moved message");
+    expect_ok("FREE", r.free())?;
+    ensure_eq!(
+        util::recv_data(&i, s.id(), 1, "the message of registration 1")?,
+        b"old".to_vec(),
+        "registration 1's message stays with i"
+    );
+    util::expect_empty(&i, "i")
 }

@@ -432,3 +432,36 @@ pub fn owned_names(ctx: &Ctx) -> TestResult {
     );
     Ok(())
 }
+
+/// A LIST or CONN_INFO result that does not fit into the caller's pool is
+/// EXFULL (names.md 8, connection.md 6.1); it fits into a larger one.
+pub fn exfull(ctx: &Ctx) -> TestResult {
+    let a = expect_ok(
+        "HELLO with attach_flags_send NAMES",
+        Connection::hello(ctx.endpoint(), 0, ATTACH_NAMES, 0, POOL_SIZE),
+    )?;
+    let small = util::hello_clean(ctx, 0, 0, 4096)?;
+    for k in 0..150 {
+        acquire(
+            &a,
+            &format!("org.example.Long.Name{k:04}"),
+            0,
+            PRIMARY | ACQUIRED,
+            "a",
+        )?;
+    }
+    expect_errno(
+        "LIST NAMES into a 4 KiB pool",
+        small.list(LIST_NAMES).map(drop),
+        Errno::EXFULL,
+    )?;
+    expect_errno(
+        "CONN_INFO with 150 OWNED_NAME items into a 4 KiB pool",
+        small.conn_info(a.id(), ATTACH_NAMES).map(drop),
+        Errno::EXFULL,
+    )?;
+    ensure_eq!(list(&a, LIST_NAMES, "LIST NAMES")?.len(), 150, "records");
+    let r = expect_ok("LIST UNIQUE into the small pool", small.list(LIST_UNIQUE))?;
+    ensure_eq!(r.size, 48, "two bare records");
+    expect_ok("FREE", small.free(r.offset))
+}

@@ -243,10 +243,12 @@ pub static TESTS: &[Test] = &[
     ("activator-name-back", activator::name_back),
     ("activator-move-lost", activator::move_lost),
     ("activator-tracker-received", activator::tracker_received),
+    ("activator-registration-id", activator::registration_id),
     // LIST and CONN_INFO with names
     ("list-layout", list::layout),
     ("list-kinds", list::kinds),
     ("list-empty", list::empty),
+    ("list-exfull", list::exfull),
     ("list-conn-info-name", list::conn_info_name),
     ("list-conn-info-owned-names", list::owned_names),
     // match database

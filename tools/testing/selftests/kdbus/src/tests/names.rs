@@ -215,6 +215,35 @@ pub fn acquire_replace(ctx: &Ctx) -> TestResult {
         "p was second, q third",
     )?;
 
+    // A queued requester replacing jumps the waiters ahead of it.
+    let j = "org.example.Jump";
+    acquire(&p, j, ALLOW, ALLOW | PRIMARY | ACQUIRED, "p acquires J")?;
+    acquire(&q, j, QUEUE, QUEUE | IN_QUEUE | ACQUIRED, "q queues for J")?;
+    acquire(&r, j, QUEUE, QUEUE | IN_QUEUE | ACQUIRED, "r queues for J")?;
+    acquire(
+        &r,
+        j,
+        REPLACE | QUEUE,
+        QUEUE | PRIMARY | ACQUIRED,
+        "queued r replaces",
+    )?;
+    expect_records(
+        &w,
+        j,
+        &[(q.id(), QUEUE | IN_QUEUE), (r.id(), QUEUE | PRIMARY)],
+        "r at the head, p gone",
+    )?;
+    expect_ok("r releases J", r.name_release(j))?;
+    expect_notifications(
+        &w,
+        &[
+            name_add(j, (p.id(), ALLOW | PRIMARY)),
+            name_change(j, (p.id(), ALLOW | PRIMARY), (r.id(), QUEUE | PRIMARY)),
+            name_change(j, (r.id(), QUEUE | PRIMARY), (q.id(), QUEUE | PRIMARY)),
+        ],
+        "queued replacement",
+    )?;
+
     // REPLACE_EXISTING without ALLOW_REPLACEMENT on the owner: case d or f.
     let o = "org.example.Fixed";
     acquire(&p, o, 0, PRIMARY | ACQUIRED, "p acquires without ALLOW")?;
@@ -1166,8 +1195,9 @@ pub fn race_disconnect(ctx: &Ctx) -> TestResult {
                         }
                         match c.send(&to_name(NAMES[(j + 1) % 3], 1, b"x"), 0) {
                             Ok(_) | Err(Errno::ENOBUFS) | Err(Errno::EXFULL) => {}
-                            // The receiver may be disconnecting right now.
-                            Err(Errno::ECONNRESET) => {}
+                            // The receiver may be disconnecting right now,
+                            // or the name have no owner at this moment.
+                            Err(Errno::ECONNRESET) | Err(Errno::ESRCH) => {}
                             Err(e) => err(format!("send to {name}: {e}")),
                         }
                     }
