@@ -238,12 +238,15 @@ pub static TESTS: &[Test] = &[
     ("name-send-by-name", names::send_by_name),
     // activators
     ("activator-hello", activator::hello),
+    // Fails until the module is fixed: FINDINGS-7.md F1.
+    ("activator-hello-order", activator::hello_order),
     ("activator-restrictions", activator::restrictions),
     ("activator-handover", activator::handover),
     ("activator-name-back", activator::name_back),
     ("activator-move-lost", activator::move_lost),
     ("activator-tracker-received", activator::tracker_received),
     ("activator-registration-id", activator::registration_id),
+    ("activator-move-quota", activator::move_quota),
     // LIST and CONN_INFO with names
     ("list-layout", list::layout),
     ("list-kinds", list::kinds),
