@@ -693,3 +693,67 @@ pub fn move_quota(ctx: &Ctx) -> TestResult {
     send(&s, &msg(imp.id(), 100, b"x"), "by ID after receiving")?;
     Ok(())
 }
+
+/// A synchronous call by name to an activator's name blocks until the
+/// implementer that took the name over answers it (its tracker moved with
+/// the message).
+pub fn sync_call(ctx: &Ctx) -> TestResult {
+    let c = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    let imp = ctx.hello()?;
+    let cid = c.id();
+    std::thread::scope(|sc| -> TestResult {
+        let caller = sc.spawn(|| {
+            c.send_sync(&util::call(0, 51, 20_000).dst_name(N))
+                .map_err(|e| format!("synchronous call: {e:?}"))
+                .and_then(|r| {
+                    let m = c.message(&r.reply).map_err(|e| format!("the reply: {e}"))?;
+                    let got = (m.src_id, m.cookie_reply());
+                    expect_ok("FREE of the reply", c.free(r.reply.offset))?;
+                    Ok(got)
+                })
+        });
+        util::expect_readable(&act, 10_000, "the call queued at the activator")?;
+        acquire(&imp, N, 0, PRIMARY | ACQUIRED, "implementer acquires")?;
+        let r = util::recv(&imp, "the call at the implementer")?;
+        ensure_eq!(util::parse(&r, "call")?.cookie, 51, "call cookie");
+        expect_ok("FREE", r.free())?;
+        send(&imp, &util::reply(cid, 51, 52), "the implementer replies")?;
+        let got = caller
+            .join()
+            .map_err(|_| "caller thread panicked".to_string())??;
+        ensure_eq!(
+            got,
+            (imp.id(), 51),
+            "the synchronous reply (src_id, cookie_reply)"
+        );
+        Ok(())
+    })?;
+    util::expect_empty(&c, "caller after the synchronous reply")
+}
+
+/// An implementer closing with a moved call unanswered and queued gives
+/// it back to the activator with the name (no REPLY_DEAD); the activator
+/// closing then discards it: exactly one REPLY_DEAD to the caller.
+pub fn reply_dead(ctx: &Ctx) -> TestResult {
+    let c = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    let imp = ctx.hello()?;
+    send(&c, &util::call(0, 61, 60_000).dst_name(N), "call by name")?;
+    acquire(&imp, N, 0, PRIMARY | ACQUIRED, "implementer acquires")?;
+    drop(imp);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    util::expect_empty(&c, "caller after the implementer closed (call moved back)")?;
+    let r = util::recv_flags(&act, RECV_PEEK, 0, "activator PEEK")?;
+    ensure_eq!(util::parse(&r, "PEEK")?.cookie, 61, "the call is back");
+    drop(act);
+    util::expect_readable(&c, 3000, "REPLY_DEAD")?;
+    util::recv_reply_notification(
+        &c,
+        61,
+        ITEM_REPLY_DEAD,
+        "REPLY_DEAD after the activator closed",
+    )?;
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    util::expect_empty(&c, "exactly one REPLY_DEAD")
+}

@@ -249,6 +249,8 @@ pub static TESTS: &[Test] = &[
     ("activator-tracker-received", activator::tracker_received),
     ("activator-registration-id", activator::registration_id),
     ("activator-move-quota", activator::move_quota),
+    ("activator-sync-call", activator::sync_call),
+    ("activator-reply-dead", activator::reply_dead),
     // LIST and CONN_INFO with names
     ("list-layout", list::layout),
     ("list-kinds", list::kinds),
