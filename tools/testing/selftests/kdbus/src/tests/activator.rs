@@ -283,7 +283,15 @@ pub fn restrictions(ctx: &Ctx) -> TestResult {
         (a.id(), 5, act.id()),
         "message at the activator (src, cookie, dst_id as sent)"
     );
-    Ok(())
+    expect_ok("FREE of the peeked slice", r.free())?;
+    // An activator may DROP.
+    let d = util::recv_flags(&act, RECV_DROP, 0, "DROP by the activator")?;
+    ensure!(
+        d.info().is_empty_marker(act.pool_size()),
+        "DROP result {:?}",
+        d.info()
+    );
+    util::expect_empty(&act, "after the DROP")
 }
 
 /// Messages to the name queue at the activator (PEEK shows them and leaves
@@ -756,4 +764,31 @@ pub fn reply_dead(ctx: &Ctx) -> TestResult {
     )?;
     std::thread::sleep(std::time::Duration::from_millis(100));
     util::expect_empty(&c, "exactly one REPLY_DEAD")
+}
+
+/// Only owners may create activators (connection.md 3.2 step 8): a
+/// uid-1000 connection on a world-accessible root bus gets EPERM, and an
+/// ordinary HELLO still works for it.
+pub fn not_owner(ctx: &Ctx) -> TestResult {
+    crate::ctx::require_root(ctx)?;
+    let bus = ctx.new_bus(MAKE_ACCESS_WORLD)?;
+    let ep = bus.endpoint();
+    let w = ctx.hello_on(&ep)?;
+    util::watch_names(&w)?;
+    let got = util::in_child_as(1000, || {
+        let fd = kdbus::open_endpoint(&ep).map_err(|e| format!("open: {e:?}"))?;
+        let mut cmd = kdbus::Connection::hello_cmd(HELLO_ACTIVATOR, 0, 0, crate::ctx::POOL_SIZE);
+        cmd.push_str(ITEM_NAME, N);
+        let act = kdbus::Connection::from_hello(fd, &mut cmd).map(|c| c.id());
+        let ord = kdbus::Connection::hello(&ep, 0, 0, 0, crate::ctx::POOL_SIZE).map(|c| c.id() > 0);
+        Ok(format!("{act:?} {ord:?}"))
+    })?;
+    ensure_eq!(
+        got.as_str(),
+        "Err(EPERM) Ok(true)",
+        "HELLO as uid 1000: (activator, ordinary)"
+    );
+    util::expect_empty(&w, "no NAME_ADD for the refused activator")?;
+    ensure_eq!(util::owner_of(&w, N)?, None, "owner of the name");
+    Ok(())
 }

@@ -188,7 +188,8 @@ pub fn monitor(ctx: &Ctx) -> TestResult {
 /// the broadcast: SEND still returns 0 and others get it; the receiver's
 /// next RECV reports dropped_msgs 1 with KDBUS_RECV_RETURN_DROPPED_MSGS,
 /// the one after it 0. A unicast signal that cannot be queued is not
-/// counted (message.md 7.2).
+/// counted (message.md 7.2). Kernel notifications, charged to the kernel
+/// user, still arrive.
 pub fn lost_quota(ctx: &Ctx) -> TestResult {
     let s = ctx.hello()?;
     let r = util::hello_clean(ctx, 0, 0, 16 * 1024)?;
@@ -207,6 +208,9 @@ pub fn lost_quota(ctx: &Ctx) -> TestResult {
         }
     }
     diag(format!("{queued} messages fill r's quota"));
+    // Notifications are charged to the kernel user (message.md 12, 13):
+    // r still gets them.
+    util::acquire(&s, "org.example.Q", 0, NAME_PRIMARY | NAME_ACQUIRED, "s")?;
     let f = filter_bits(0, &[]);
     send(&s, &broadcast(&f, 500), "broadcast to a full receiver")?;
     send(
@@ -214,6 +218,7 @@ pub fn lost_quota(ctx: &Ctx) -> TestResult {
         &MsgBuilder::signal(r.id(), &f).cookie(501).vec(b"u"),
         "unicast signal to a full receiver",
     )?;
+    util::recv_notification(&r2, "NAME_ADD at the other receiver")?;
     expect_signal(&r2, s.id(), 500, BC, "the other receiver")?;
     let first = util::recv(&r, "first message at r")?;
     ensure_eq!(
@@ -233,6 +238,12 @@ pub fn lost_quota(ctx: &Ctx) -> TestResult {
         ensure_eq!(util::parse(&r1, "queued")?.cookie, k, "message order");
         expect_ok("FREE", r1.free())?;
     }
+    let (n, _) = util::recv_notification(&r, "NAME_ADD at r with root's quota used up")?;
+    ensure_eq!(
+        n,
+        util::name_add("org.example.Q", (s.id(), NAME_PRIMARY)),
+        "notification charged to the kernel user"
+    );
     util::expect_empty(&r, "neither the broadcast nor the signal was queued")?;
     // With room again, the next broadcast arrives.
     send(&s, &broadcast(&f, 502), "broadcast after draining")?;

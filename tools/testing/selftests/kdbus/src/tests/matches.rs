@@ -765,3 +765,38 @@ fn send_err_bc(s: &Connection, len: usize, want: Errno) -> TestResult {
         &format!("broadcast with a {len}-byte filter on a 128-byte bus"),
     )
 }
+
+/// A KDBUS_ITEM_NEGOTIATE item in a non-negotiating MATCH_ADD (match.md 3
+/// quirk): the recommended behaviour accepts it without creating a rule
+/// (or rejects it with EINVAL); it must never make the entry dead, and
+/// removing the entry must not crash (the kernel log is checked).
+pub fn negotiate_item(ctx: &Ctx) -> TestResult {
+    let r = ctx.hello()?;
+    let a = ctx.hello()?;
+    let rule = MatchRule::new(1)
+        .sender_id(a.id())
+        .item(ITEM_NEGOTIATE, &ITEM_ID.to_ne_bytes());
+    match r.match_add(&rule) {
+        Ok(()) => {
+            send(&a, &broadcast(&filter_bits(0, &[]), 1), "broadcast")?;
+            ensure_eq!(
+                drain_cookies(&r, "r")?,
+                vec![1],
+                "entry with ID rule + NEGOTIATE item (no rule for it)"
+            );
+            expect_ok("MATCH_REMOVE of that entry", r.match_remove(1))?;
+        }
+        Err(Errno::EINVAL) => {
+            crate::check::diag("MATCH_ADD with a NEGOTIATE item: EINVAL");
+            expect_errno("MATCH_REMOVE", r.match_remove(1), Errno::EBADSLT)?;
+        }
+        Err(e) => return Err(format!("MATCH_ADD with a NEGOTIATE item: {e:?}")),
+    }
+    let r2 = ctx.hello()?;
+    let only = MatchRule::new(2).item(ITEM_NEGOTIATE, &[]);
+    if r2.match_add(&only).is_ok() {
+        expect_ok("MATCH_REMOVE", r2.match_remove(2))?;
+    }
+    drop(r2);
+    Ok(())
+}

@@ -243,6 +243,7 @@ pub static TESTS: &[Test] = &[
     // Fails until the module is fixed: FINDINGS-7.md F2.
     ("activator-hello-wildcard", activator::hello_wildcard),
     ("activator-restrictions", activator::restrictions),
+    ("activator-not-owner", activator::not_owner),
     ("activator-handover", activator::handover),
     ("activator-name-back", activator::name_back),
     ("activator-move-lost", activator::move_lost),
@@ -272,6 +273,7 @@ pub static TESTS: &[Test] = &[
     ("match-mixed-kinds", matches::mixed_kinds),
     ("match-empty-entry", matches::empty_entry),
     ("match-per-connection", matches::per_connection),
+    ("match-negotiate-item", matches::negotiate_item),
     // broadcasts and signals
     ("broadcast-filter-size", broadcast::filter_size),
     ("broadcast-subset", broadcast::subset),

@@ -843,3 +843,55 @@ pub fn expect_notification_set_prefix(
     ensure_eq!(a, b, "{what}: notifications (any order)");
     Ok(got)
 }
+
+/// Runs `f` in a forked child whose real, effective and saved uid and gid
+/// are `id` (no supplementary groups, hence no capabilities) and returns
+/// what it returned (`Err` texts of the child are prefixed with "child: ").
+/// The caller must be single-threaded.
+pub fn in_child_as(id: u32, f: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
+    let (rd, wr) = expect_ok("pipe", nix::unistd::pipe())?;
+    // SAFETY: the test process is single-threaded here (documented).
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(format!("fork: {e}")),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(rd);
+            // SAFETY: plain credential syscalls in the child.
+            let ok = unsafe {
+                libc::setgroups(0, std::ptr::null()) == 0
+                    && libc::setresgid(id, id, id) == 0
+                    && libc::setresuid(id, id, id) == 0
+            };
+            let out = if ok {
+                match f() {
+                    Ok(s) => format!("O{s}"),
+                    Err(e) => format!("E{e}"),
+                }
+            } else {
+                "Esetresuid failed".to_string()
+            };
+            let _ = nix::unistd::write(&wr, out.as_bytes());
+            // SAFETY: leave the child without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(wr);
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match nix::unistd::read(&rd, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(format!("read from the child: {e}")),
+                }
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            let s = String::from_utf8_lossy(&out).to_string();
+            match s.split_at_checked(1) {
+                Some(("O", rest)) => Ok(rest.to_string()),
+                Some(("E", rest)) => Err(format!("child: {rest}")),
+                _ => Err(format!("child reported nothing ({s:?})")),
+            }
+        }
+    }
+}
