@@ -792,3 +792,75 @@ pub fn not_owner(ctx: &Ctx) -> TestResult {
     ensure_eq!(util::owner_of(&w, N)?, None, "owner of the name");
     Ok(())
 }
+
+/// Messages move only between the activator and an implementer: an
+/// implementer replaced by REPLACE_EXISTING keeps what it had (case c);
+/// when the name passes to a queued waiter nothing moves; when the last
+/// owner gives the name back to the activator, its messages to the name
+/// move. NO_AUTO_START reaches an owner while the activator waits.
+pub fn moves_only_with_activator(ctx: &Ctx) -> TestResult {
+    let w = watcher(ctx, false)?;
+    let s = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    let i1 = ctx.hello()?;
+    let i2 = ctx.hello()?;
+    let q = ctx.hello()?;
+    let (aid, i1id, i2id, qid) = (act.id(), i1.id(), i2.id(), q.id());
+    let al = NAME_ALLOW_REPLACEMENT;
+    acquire(&i1, N, al, al | PRIMARY | ACQUIRED, "i1 takes over")?;
+    send(
+        &s,
+        &to_name(N, 1, b"i1").flags(MSG_NO_AUTO_START),
+        "to i1, NO_AUTO_START",
+    )?;
+    acquire(
+        &i2,
+        N,
+        NAME_REPLACE_EXISTING,
+        PRIMARY | ACQUIRED,
+        "i2 replaces i1",
+    )?;
+    acquire(
+        &q,
+        N,
+        NAME_QUEUE,
+        NAME_QUEUE | IN_QUEUE | ACQUIRED,
+        "q waits",
+    )?;
+    send(&s, &to_name(N, 2, b"i2"), "to i2")?;
+    expect_ok("i2 releases", i2.name_release(N))?;
+    send(&s, &to_name(N, 3, b"q"), "to q")?;
+    expect_ok("q releases", q.name_release(N))?;
+    expect_notifications(
+        &w,
+        &[
+            name_add(N, (aid, ACT | PRIMARY)),
+            name_change(N, (aid, ACT | PRIMARY), (i1id, al | PRIMARY)),
+            name_change(N, (i1id, al | PRIMARY), (i2id, PRIMARY)),
+            name_change(N, (i2id, PRIMARY), (qid, NAME_QUEUE | PRIMARY)),
+            name_change(N, (qid, NAME_QUEUE | PRIMARY), (aid, ACT | PRIMARY)),
+        ],
+        "activator, i1, i2, q, activator",
+    )?;
+    ensure_eq!(
+        util::recv_data(&i1, s.id(), 1, "i1 keeps its message")?,
+        b"i1".to_vec(),
+        "i1"
+    );
+    ensure_eq!(
+        util::recv_data(&i2, s.id(), 2, "i2 keeps its message")?,
+        b"i2".to_vec(),
+        "i2"
+    );
+    util::expect_empty(&i1, "i1")?;
+    util::expect_empty(&i2, "i2")?;
+    util::expect_empty(&q, "q's message went back to the activator")?;
+    let r = util::recv(&act, "the message given back by q")?;
+    ensure_eq!(
+        util::parse(&r, "at the activator")?.cookie,
+        3,
+        "moved message"
+    );
+    expect_ok("FREE", r.free())?;
+    util::expect_empty(&act, "activator")
+}

@@ -63,6 +63,22 @@ pub fn add_errors(ctx: &Ctx) -> TestResult {
             &format!("flags {f:#x}"),
         )?;
     }
+    for size in [8u64, 24, 31] {
+        let mut c = MatchRule::new(BAD).into_cmd();
+        c.set_size(size);
+        expect_errno(
+            &format!("MATCH_ADD with size {size}"),
+            a.match_add_raw(&mut c),
+            Errno::EINVAL,
+        )?;
+        let mut c = CmdBuf::match_cmd(0, BAD);
+        c.set_size(size);
+        expect_errno(
+            &format!("MATCH_REMOVE with size {size}"),
+            a.match_remove_raw(&mut c),
+            Errno::EINVAL,
+        )?;
+    }
     let mut c = MatchRule::new(BAD).flags(FLAG_NEGOTIATE).into_cmd();
     expect_ok("MATCH_ADD negotiation", a.match_add_raw(&mut c))?;
     ensure_eq!(c.flags(), 1, "negotiated MATCH_ADD flags");

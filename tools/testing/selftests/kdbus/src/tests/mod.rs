@@ -252,6 +252,7 @@ pub static TESTS: &[Test] = &[
     ("activator-move-quota", activator::move_quota),
     ("activator-sync-call", activator::sync_call),
     ("activator-reply-dead", activator::reply_dead),
+    ("activator-moves", activator::moves_only_with_activator),
     // LIST and CONN_INFO with names
     ("list-layout", list::layout),
     ("list-kinds", list::kinds),
