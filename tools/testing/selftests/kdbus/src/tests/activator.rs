@@ -864,3 +864,94 @@ pub fn moves_only_with_activator(ctx: &Ctx) -> TestResult {
     expect_ok("FREE", r.free())?;
     util::expect_empty(&act, "activator")
 }
+
+/// Implementers take the name from the activator and give it back
+/// (acquire with QUEUE, release) in several threads while others send to
+/// the name: every message that SEND accepted ends up exactly once at an
+/// implementer or the activator, or is counted as lost; none is
+/// duplicated (names.md 6.3 under concurrency; the kernel log is checked
+/// for lockdep reports).
+pub fn race(ctx: &Ctx) -> TestResult {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Mutex;
+    const IMPLS: usize = 2;
+    const SENDERS: usize = 2;
+    const PER_SENDER: u64 = 150;
+    let act = util::activator(ctx, N)?;
+    let impls: Vec<kdbus::Connection> =
+        (0..IMPLS).map(|_| ctx.hello()).collect::<Result<_, _>>()?;
+    let senders: Vec<kdbus::Connection> = (0..SENDERS)
+        .map(|_| ctx.hello())
+        .collect::<Result<_, _>>()?;
+    let sent = AtomicU64::new(0);
+    let lost = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let got: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let drain = |c: &kdbus::Connection| {
+        while let Ok(r) = c.recv(0, 0) {
+            lost.fetch_add(r.reply.dropped_msgs, Ordering::SeqCst);
+            match r.message() {
+                Ok(m) => got.lock().unwrap().push((m.src_id, m.cookie)),
+                Err(e) => errors.lock().unwrap().push(format!("parse: {e}")),
+            }
+            let _ = r.free();
+        }
+    };
+    std::thread::scope(|sc| {
+        let mut sending = Vec::new();
+        for s in &senders {
+            let (sent, errors) = (&sent, &errors);
+            sending.push(sc.spawn(move || {
+                for i in 1..=PER_SENDER {
+                    match s.send(&to_name(N, i, b"m"), 0) {
+                        Ok(_) => {
+                            sent.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => errors.lock().unwrap().push(format!("send {i}: {e:?}")),
+                    }
+                }
+            }));
+        }
+        for (k, c) in impls.iter().enumerate() {
+            let (done, errors, drain) = (&done, &errors, &drain);
+            sc.spawn(move || {
+                let mut round = 0;
+                while !done.load(Ordering::SeqCst) && round < 200 {
+                    round += 1;
+                    let flags = if (round + k) % 2 == 0 { NAME_QUEUE } else { 0 };
+                    match c.name_acquire(N, flags) {
+                        Ok(_) | Err(Errno::EEXIST) => {}
+                        Err(e) => errors.lock().unwrap().push(format!("acquire: {e:?}")),
+                    }
+                    drain(c);
+                    match c.name_release(N) {
+                        Ok(()) | Err(Errno::EADDRINUSE) => {}
+                        Err(e) => errors.lock().unwrap().push(format!("release: {e:?}")),
+                    }
+                    drain(c);
+                }
+            });
+        }
+        // Wait for the senders, then stop the implementers.
+        for h in sending {
+            let _ = h.join();
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    for c in &impls {
+        drain(c);
+    }
+    drain(&act);
+    let errs = errors.lock().unwrap();
+    ensure!(errs.is_empty(), "errors: {:?}", *errs);
+    let got = got.lock().unwrap();
+    let unique: HashSet<&(u64, u64)> = got.iter().collect();
+    ensure_eq!(unique.len(), got.len(), "duplicated messages");
+    let (sent, lost) = (sent.load(Ordering::SeqCst), lost.load(Ordering::SeqCst));
+    crate::check::diag(format!("{sent} sent, {} received, {lost} lost", got.len()));
+    ensure_eq!(got.len() as u64 + lost, sent, "received + lost vs sent");
+    ensure_eq!(lost, 0, "messages lost (pools and quotas are large enough)");
+    Ok(())
+}

@@ -296,6 +296,7 @@ pub static TESTS: &[Test] = &[
     // races
     ("race-names", names::race),
     ("race-names-disconnect", names::race_disconnect),
+    ("race-activator", activator::race),
     ("race-many-senders", race::many_senders),
     ("race-many-receivers", race::many_receivers),
     ("race-sync-vs-callee-close", race::sync_vs_callee_close),
