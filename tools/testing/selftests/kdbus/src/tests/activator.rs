@@ -54,6 +54,10 @@ pub fn hello(ctx: &Ctx) -> TestResult {
         extra.push(util::check_notification(&m, &r.info(), "after EEXIST")?);
         expect_ok("FREE", r.free())?;
     }
+    crate::check::diag(format!(
+        "refused activator HELLO produced {} notification(s)",
+        extra.len()
+    ));
     match extra.as_slice() {
         [] => {}
         [kdbus::Notification::IdAdd(a), kdbus::Notification::IdRemove(b)]
@@ -648,7 +652,13 @@ pub fn registration_id(ctx: &Ctx) -> TestResult {
     expect_ok("i releases: the name disappears", i.name_release(N))?;
     ensure_eq!(util::owner_of(&s, N)?, None, "name after the release");
     let act = util::activator(ctx, N)?;
-    acquire(&i, N, 0, PRIMARY | ACQUIRED, "i takes registration 2 over")?;
+    acquire(
+        &i,
+        N,
+        NAME_REPLACE_EXISTING,
+        PRIMARY | ACQUIRED,
+        "i takes registration 2 over (REPLACE_EXISTING: case a, never stored)",
+    )?;
     send(&s, &to_name(N, 2, b"new"), "by name to registration 2")?;
     expect_ok("i releases to the activator", i.name_release(N))?;
     let r = util::recv_flags(&act, RECV_PEEK, 0, "activator PEEK")?;

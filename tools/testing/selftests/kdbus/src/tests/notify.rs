@@ -26,6 +26,10 @@ const ANY: u64 = MATCH_ID_ANY;
 /// for monitors, and nothing without an entry.
 pub fn id_notifications(ctx: &Ctx) -> TestResult {
     let all = watcher(ctx, true)?;
+    // Whatever a receiver asks for, a notification carries only its item
+    // and a TIMESTAMP (message.md 12).
+    let greedy = util::hello(ctx, HELLO_ACCEPT_FD, kdbus::ATTACH_ANY)?;
+    util::watch_all(&greedy)?;
     let rm = ctx.hello()?;
     let none = ctx.hello()?;
     let probe = ctx.hello()?;
@@ -48,20 +52,18 @@ pub fn id_notifications(ctx: &Ctx) -> TestResult {
     drop(x);
     drop(y);
     drop(mon);
-    expect_notifications(
-        &all,
-        &[
-            id_add(rm.id(), 0),
-            id_add(none.id(), 0),
-            id_add(probe.id(), 0),
-            id_add(add_next.id(), 0),
-            id_add(xid, HELLO_ACCEPT_FD),
-            id_add(yid, 0),
-            id_remove(xid, HELLO_ACCEPT_FD),
-            id_remove(yid, 0),
-        ],
-        "ID notifications (none for the monitor)",
-    )?;
+    let want = [
+        id_add(rm.id(), 0),
+        id_add(none.id(), 0),
+        id_add(probe.id(), 0),
+        id_add(add_next.id(), 0),
+        id_add(xid, HELLO_ACCEPT_FD),
+        id_add(yid, 0),
+        id_remove(xid, HELLO_ACCEPT_FD),
+        id_remove(yid, 0),
+    ];
+    expect_notifications(&all, &want, "ID notifications (none for the monitor)")?;
+    expect_notifications(&greedy, &want, "the same with attach_flags_recv ~0")?;
     expect_notifications(
         &rm,
         &[id_remove(xid, HELLO_ACCEPT_FD)],
