@@ -880,14 +880,15 @@ pub fn moves_only_with_activator(ctx: &Ctx) -> TestResult {
 /// the name: every message that SEND accepted ends up exactly once at an
 /// implementer or the activator, or is counted as lost; none is
 /// duplicated (names.md 6.3 under concurrency; the kernel log is checked
-/// for lockdep reports).
+/// for lockdep reports); and no SEND fails with ESRCH, since the name
+/// always has an owner (message.md 6).
 pub fn race(ctx: &Ctx) -> TestResult {
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Mutex;
-    const IMPLS: usize = 2;
+    const IMPLS: usize = 3;
     const SENDERS: usize = 2;
-    const PER_SENDER: u64 = 150;
+    const PER_SENDER: u64 = 250;
     let act = util::activator(ctx, N)?;
     let impls: Vec<kdbus::Connection> =
         (0..IMPLS).map(|_| ctx.hello()).collect::<Result<_, _>>()?;
@@ -895,6 +896,7 @@ pub fn race(ctx: &Ctx) -> TestResult {
         .map(|_| ctx.hello())
         .collect::<Result<_, _>>()?;
     let sent = AtomicU64::new(0);
+    let esrch = AtomicU64::new(0);
     let lost = AtomicU64::new(0);
     let done = AtomicBool::new(false);
     let got: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
@@ -912,12 +914,17 @@ pub fn race(ctx: &Ctx) -> TestResult {
     std::thread::scope(|sc| {
         let mut sending = Vec::new();
         for s in &senders {
-            let (sent, errors) = (&sent, &errors);
+            let (sent, esrch, errors) = (&sent, &esrch, &errors);
             sending.push(sc.spawn(move || {
                 for i in 1..=PER_SENDER {
                     match s.send(&to_name(N, i, b"m"), 0) {
                         Ok(_) => {
                             sent.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // The name always has an owner (at least the
+                        // activator): counted, reported at the end.
+                        Err(Errno::ESRCH) => {
+                            esrch.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(e) => errors.lock().unwrap().push(format!("send {i}: {e:?}")),
                     }
@@ -963,5 +970,208 @@ pub fn race(ctx: &Ctx) -> TestResult {
     crate::check::diag(format!("{sent} sent, {} received, {lost} lost", got.len()));
     ensure_eq!(got.len() as u64 + lost, sent, "received + lost vs sent");
     ensure_eq!(lost, 0, "messages lost (pools and quotas are large enough)");
+    let esrch = esrch.load(Ordering::SeqCst);
+    ensure!(
+        esrch == 0,
+        "{esrch} of {} SENDs by name failed with ESRCH although the name always had an \
+         owner (the activator at least; message.md 6: ownership cannot change between \
+         resolution and queueing) - FINDINGS-7.md F3",
+        SENDERS as u64 * PER_SENDER
+    );
+    Ok(())
+}
+
+/// userfaultfd ABI (include/uapi/linux/userfaultfd.h, x86-64).
+mod uffd {
+    pub const API: u64 = 0xaa;
+    pub const IOC_API: u64 = 0xc018_aa3f;
+    pub const IOC_REGISTER: u64 = 0xc020_aa00;
+    pub const IOC_COPY: u64 = 0xc028_aa03;
+    pub const MODE_MISSING: u64 = 1;
+    pub const EVENT_PAGEFAULT: u8 = 0x12;
+}
+
+/// SEND by name while the name keeps moving between the activator and an
+/// implementer: the payload lives in two userfaultfd pages, and each time
+/// the kernel's copy of the first page faults, the implementer acquires or
+/// releases the name (the page is then supplied and the other one
+/// dropped, so every new copy attempt faults again). The name always has
+/// an owner, and message.md 6 makes resolution and queueing one step with
+/// respect to ownership: the SEND must succeed and the message arrive
+/// exactly once, at the activator or the implementer. (Up to 16 faults
+/// move the name; after that the pages stay, so a retrying SEND ends.)
+pub fn send_while_name_moves(ctx: &Ctx) -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    crate::ctx::require_root(ctx)?;
+    const LIMIT: usize = 16;
+    let s = ctx.hello()?;
+    let act = util::activator(ctx, N)?;
+    let imp = ctx.hello()?;
+    let ps = kdbus::page_size();
+    // SAFETY: a fresh anonymous mapping owned by this test.
+    let region = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * ps,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    ensure!(region != libc::MAP_FAILED, "mmap failed");
+    let base = region as u64;
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if fd < 0 {
+        return crate::check::skip(format!("userfaultfd: {:?}", Errno::last()));
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let ufd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&ufd);
+    let mut api = [uffd::API, 0, 0];
+    // SAFETY: ioctls with buffers of the sizes the requests encode.
+    ensure!(
+        unsafe { libc::ioctl(raw, uffd::IOC_API as _, api.as_mut_ptr()) } == 0,
+        "UFFDIO_API: {:?}",
+        Errno::last()
+    );
+    let mut reg = [base, 2 * ps as u64, uffd::MODE_MISSING, 0];
+    // SAFETY: as above.
+    ensure!(
+        unsafe { libc::ioctl(raw, uffd::IOC_REGISTER as _, reg.as_mut_ptr()) } == 0,
+        "UFFDIO_REGISTER: {:?}",
+        Errno::last()
+    );
+    let src = vec![0x5au8; ps];
+    let stop = AtomicBool::new(false);
+    let faults = AtomicUsize::new(0);
+    let moves = AtomicUsize::new(0);
+    let owned = AtomicBool::new(false);
+    let errors: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let res = std::thread::scope(|sc| {
+        let (stop, faults, moves, owned, errors, imp, src) =
+            (&stop, &faults, &moves, &owned, &errors, &imp, &src);
+        sc.spawn(move || {
+            // Drops a page so that the next access faults again: a fresh
+            // page mapped over it and registered again (the test kernel
+            // has no madvise).
+            let zap = |page: u64| {
+                let at = base + page * ps as u64;
+                // SAFETY: replaces a page of our own mapping, which no one
+                // accesses right now (the kernel's copy waits on the other
+                // page's fault).
+                let p = unsafe {
+                    libc::mmap(
+                        at as *mut _,
+                        ps,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                        -1,
+                        0,
+                    )
+                };
+                let mut reg = [at, ps as u64, uffd::MODE_MISSING, 0];
+                // SAFETY: UFFDIO_REGISTER with a 32-byte uffdio_register.
+                let r = unsafe { libc::ioctl(raw, uffd::IOC_REGISTER as _, reg.as_mut_ptr()) };
+                if p == libc::MAP_FAILED || r != 0 {
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("dropping page {page}: {:?}", Errno::last()));
+                }
+            };
+            while !stop.load(Ordering::SeqCst) {
+                let _ = kdbus::poll_once(&ufd, kdbus::PollFlags::POLLIN, 50);
+                let mut m = [0u8; 32];
+                // SAFETY: reading one uffd_msg into a 32-byte buffer.
+                let n = unsafe { libc::read(raw, m.as_mut_ptr().cast(), 32) };
+                if n != 32 || m[0] != uffd::EVENT_PAGEFAULT {
+                    continue;
+                }
+                let addr = u64::from_ne_bytes(m[16..24].try_into().unwrap());
+                let page = (addr - base) / ps as u64;
+                let k = faults.fetch_add(1, Ordering::SeqCst) + 1;
+                if k <= LIMIT {
+                    if page == 0 {
+                        // Move the name, on another thread in case the
+                        // registry is locked during the copy.
+                        let (tx, rx) = std::sync::mpsc::channel();
+                        sc.spawn(move || {
+                            let r = if owned.load(Ordering::SeqCst) {
+                                imp.name_release(N)
+                            } else {
+                                imp.name_acquire(N, 0).map(drop)
+                            };
+                            match r {
+                                Ok(()) => {
+                                    owned.fetch_xor(true, Ordering::SeqCst);
+                                    moves.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Err(e) => errors.lock().unwrap().push(format!("move: {e:?}")),
+                            }
+                            let _ = tx.send(());
+                        });
+                        let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+                        zap(1);
+                    } else {
+                        zap(0);
+                    }
+                }
+                let mut copy = [
+                    base + page * ps as u64,
+                    src.as_ptr() as u64,
+                    ps as u64,
+                    0,
+                    0,
+                ];
+                // SAFETY: UFFDIO_COPY with a 40-byte uffdio_copy.
+                unsafe { libc::ioctl(raw, uffd::IOC_COPY as _, copy.as_mut_ptr()) };
+            }
+        });
+        let m = MsgBuilder::new(0)
+            .dst_name(N)
+            .cookie(1)
+            .vec_raw(2 * ps as u64, base);
+        let r = s.send(&m, 0).map(drop);
+        stop.store(true, Ordering::SeqCst);
+        r
+    });
+    // SAFETY: unmapping our own region after every user is gone.
+    unsafe { libc::munmap(region, 2 * ps) };
+    let errs = errors.lock().unwrap();
+    ensure!(errs.is_empty(), "moving the name: {:?}", *errs);
+    let (faults, moves) = (faults.load(Ordering::SeqCst), moves.load(Ordering::SeqCst));
+    crate::check::diag(format!("{faults} faults, the name moved {moves} times"));
+    ensure!(
+        moves > 0,
+        "the name never moved during the SEND ({faults} faults)"
+    );
+    expect_ok(
+        &format!(
+            "SEND by name while the name moved {moves} times between activator and \
+             implementer (always owned; FINDINGS-7.md F3)"
+        ),
+        res,
+    )?;
+    let mut copies = 0;
+    for c in [&act, &imp] {
+        while let Ok(r) = c.recv(0, 0) {
+            let m = util::parse(&r, "the message")?;
+            ensure_eq!((m.src_id, m.cookie), (s.id(), 1), "message");
+            ensure_eq!(
+                m.data().map_err(|e| e.to_string())?,
+                vec![0x5a; 2 * ps],
+                "payload"
+            );
+            copies += 1;
+            expect_ok("FREE", r.free())?;
+        }
+    }
+    ensure_eq!(
+        copies,
+        1,
+        "copies of the message at the activator and the implementer"
+    );
     Ok(())
 }

@@ -253,6 +253,11 @@ pub static TESTS: &[Test] = &[
     ("activator-sync-call", activator::sync_call),
     ("activator-reply-dead", activator::reply_dead),
     ("activator-moves", activator::moves_only_with_activator),
+    // Fails until the module is fixed: FINDINGS-7.md F3.
+    (
+        "activator-send-while-name-moves",
+        activator::send_while_name_moves,
+    ),
     // LIST and CONN_INFO with names
     ("list-layout", list::layout),
     ("list-kinds", list::kinds),
@@ -296,6 +301,8 @@ pub static TESTS: &[Test] = &[
     // races
     ("race-names", names::race),
     ("race-names-disconnect", names::race_disconnect),
+    // Fails (intermittently: a race) until the module is fixed:
+    // FINDINGS-7.md F3.
     ("race-activator", activator::race),
     ("race-many-senders", race::many_senders),
     ("race-many-receivers", race::many_receivers),

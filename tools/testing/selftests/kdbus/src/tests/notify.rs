@@ -25,10 +25,10 @@ const ANY: u64 = MATCH_ID_ANY;
 /// selected by ID_ADD/ID_REMOVE rules with ANY or the exact id, never
 /// for monitors, and nothing without an entry.
 pub fn id_notifications(ctx: &Ctx) -> TestResult {
-    let all = watcher(ctx, true)?;
     // Whatever a receiver asks for, a notification carries only its item
     // and a TIMESTAMP (message.md 12).
     let greedy = util::hello(ctx, HELLO_ACCEPT_FD, kdbus::ATTACH_ANY)?;
+    let all = watcher(ctx, true)?;
     util::watch_all(&greedy)?;
     let rm = ctx.hello()?;
     let none = ctx.hello()?;
