@@ -981,15 +981,7 @@ pub fn race(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
-/// userfaultfd ABI (include/uapi/linux/userfaultfd.h, x86-64).
-mod uffd {
-    pub const API: u64 = 0xaa;
-    pub const IOC_API: u64 = 0xc018_aa3f;
-    pub const IOC_REGISTER: u64 = 0xc020_aa00;
-    pub const IOC_COPY: u64 = 0xc028_aa03;
-    pub const MODE_MISSING: u64 = 1;
-    pub const EVENT_PAGEFAULT: u8 = 0x12;
-}
+use super::util::uffd;
 
 /// SEND by name while the name keeps moving between the activator and an
 /// implementer: the payload lives in two userfaultfd pages, and each time

@@ -600,3 +600,109 @@ pub fn lost_monitor(ctx: &Ctx) -> TestResult {
     ensure_eq!(reports, 1, "RECVs reporting lost messages");
     Ok(())
 }
+
+/// Message metadata is collected once per message (metadata.md 1:
+/// "once per message: every receiver of a broadcast sees the same
+/// values"; NAMES at SEND): the payload lies in a userfaultfd page, and
+/// while the copy to the first receiver waits on it the sender releases
+/// one of its names; both receivers still get the same OWNED_NAME items
+/// and the same TIMESTAMP.
+pub fn metadata_once(ctx: &Ctx) -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    crate::ctx::require_root(ctx)?;
+    let s = ctx.hello()?;
+    let attach = ATTACH_NAMES | ATTACH_TIMESTAMP;
+    let r1 = util::hello(ctx, 0, attach)?;
+    let r2 = util::hello(ctx, 0, attach)?;
+    for r in [&r1, &r2] {
+        expect_ok("entry", r.match_add(&MatchRule::new(1).sender_id(s.id())))?;
+    }
+    util::acquire(&s, "org.example.Kept", 0, NAME_PRIMARY | NAME_ACQUIRED, "s")?;
+    util::acquire(
+        &s,
+        "org.example.Released",
+        0,
+        NAME_PRIMARY | NAME_ACQUIRED,
+        "s",
+    )?;
+    let ps = kdbus::page_size();
+    let (base, ufd) = match util::uffd_region(1)? {
+        Some(x) => x,
+        None => return crate::check::skip("no userfaultfd"),
+    };
+    let stop = AtomicBool::new(false);
+    let faults = AtomicUsize::new(0);
+    let in_time = AtomicBool::new(false);
+    let released: std::sync::Mutex<Option<Result<(), Errno>>> = std::sync::Mutex::new(None);
+    let res = std::thread::scope(|sc| {
+        let (stop, faults, released, s_ref, ufd, in_time) =
+            (&stop, &faults, &released, &s, &ufd, &in_time);
+        sc.spawn(move || {
+            let src = vec![0x33u8; ps];
+            while !stop.load(Ordering::SeqCst) {
+                let Some(addr) = util::uffd_wait(ufd, 50) else {
+                    continue;
+                };
+                if faults.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    sc.spawn(move || {
+                        let r = s_ref.name_release("org.example.Released");
+                        *released.lock().unwrap() = Some(r);
+                        let _ = tx.send(());
+                    });
+                    if rx.recv_timeout(std::time::Duration::from_secs(2)).is_ok() {
+                        in_time.store(true, Ordering::SeqCst);
+                    }
+                }
+                util::uffd_fill(ufd, addr & !(ps as u64 - 1), &src);
+            }
+        });
+        let m = MsgBuilder::broadcast(&filter_bits(0, &[]))
+            .cookie(7)
+            .vec_raw(ps as u64, base);
+        let r = s.send(&m, 0).map(drop);
+        stop.store(true, Ordering::SeqCst);
+        r
+    });
+    util::uffd_unmap(base, 1);
+    expect_ok("the broadcast", res)?;
+    ensure_eq!(
+        *released.lock().unwrap(),
+        Some(Ok(())),
+        "NAME_RELEASE during the copy"
+    );
+    ensure!(faults.load(Ordering::SeqCst) >= 1, "the copy never faulted");
+    ensure!(
+        in_time.load(Ordering::SeqCst),
+        "NAME_RELEASE did not complete while the broadcast's copy waited"
+    );
+    let mut seen = Vec::new();
+    for r in [&r1, &r2] {
+        let got = util::recv(r, "the broadcast")?;
+        let m = util::parse(&got, "the broadcast")?;
+        ensure_eq!(m.cookie, 7, "cookie");
+        let names: Vec<String> = m
+            .owned_names()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        let seq = m.timestamp().map(|t| t.seqnum);
+        seen.push((names, seq));
+        expect_ok("FREE", got.free())?;
+    }
+    ensure_eq!(
+        &seen[0],
+        &seen[1],
+        "(OWNED_NAME names, seqnum) at the two receivers"
+    );
+    ensure_eq!(
+        seen[0].0.clone(),
+        vec![
+            "org.example.Kept".to_string(),
+            "org.example.Released".to_string()
+        ],
+        "names collected at SEND"
+    );
+    Ok(())
+}

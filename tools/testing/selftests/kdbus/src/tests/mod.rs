@@ -290,6 +290,7 @@ pub static TESTS: &[Test] = &[
     ("broadcast-seqnum", broadcast::seqnum),
     ("broadcast-special", broadcast::special),
     ("broadcast-talk", broadcast::talk),
+    ("broadcast-metadata-once", broadcast::metadata_once),
     ("signal-unicast", broadcast::unicast_signal),
     // kernel notifications
     ("notify-id", notify::id_notifications),

@@ -895,3 +895,84 @@ pub fn in_child_as(id: u32, f: impl FnOnce() -> Result<String, String>) -> Resul
         }
     }
 }
+
+/// userfaultfd ABI (include/uapi/linux/userfaultfd.h, x86-64).
+pub mod uffd {
+    /// UFFD_API.
+    pub const API: u64 = 0xaa;
+    /// UFFDIO_API.
+    pub const IOC_API: u64 = 0xc018_aa3f;
+    /// UFFDIO_REGISTER.
+    pub const IOC_REGISTER: u64 = 0xc020_aa00;
+    /// UFFDIO_COPY.
+    pub const IOC_COPY: u64 = 0xc028_aa03;
+    /// UFFDIO_REGISTER_MODE_MISSING.
+    pub const MODE_MISSING: u64 = 1;
+    /// UFFD_EVENT_PAGEFAULT.
+    pub const EVENT_PAGEFAULT: u8 = 0x12;
+}
+
+/// An anonymous mapping of `pages` pages registered with a new
+/// userfaultfd (missing pages fault to it): `(address, uffd)`; `None` if
+/// userfaultfd is not available.
+pub fn uffd_region(pages: usize) -> Result<Option<(u64, OwnedFd)>, String> {
+    let len = pages * kdbus::page_size();
+    // SAFETY: a fresh anonymous mapping.
+    let region = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    ensure!(region != libc::MAP_FAILED, "mmap: {:?}", Errno::last());
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if fd < 0 {
+        uffd_unmap(region as u64, pages);
+        return Ok(None);
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let ufd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let mut api = [uffd::API, 0, 0];
+    // SAFETY: ioctls with buffers of the sizes their requests encode.
+    ensure!(
+        unsafe { libc::ioctl(ufd.as_raw_fd(), uffd::IOC_API as _, api.as_mut_ptr()) } == 0,
+        "UFFDIO_API: {:?}",
+        Errno::last()
+    );
+    let mut reg = [region as u64, len as u64, uffd::MODE_MISSING, 0];
+    // SAFETY: as above.
+    ensure!(
+        unsafe { libc::ioctl(ufd.as_raw_fd(), uffd::IOC_REGISTER as _, reg.as_mut_ptr()) } == 0,
+        "UFFDIO_REGISTER: {:?}",
+        Errno::last()
+    );
+    Ok(Some((region as u64, ufd)))
+}
+
+/// Waits up to `ms` for a page fault on `ufd`; returns its address.
+pub fn uffd_wait(ufd: &OwnedFd, ms: u16) -> Option<u64> {
+    let _ = poll_once(ufd, PollFlags::POLLIN, ms);
+    let mut m = [0u8; 32];
+    // SAFETY: reads one 32-byte uffd_msg.
+    let n = unsafe { libc::read(ufd.as_raw_fd(), m.as_mut_ptr().cast(), 32) };
+    (n == 32 && m[0] == uffd::EVENT_PAGEFAULT)
+        .then(|| u64::from_ne_bytes(m[16..24].try_into().unwrap()))
+}
+
+/// Resolves a fault: copies `src` (one page) to the page at `at`.
+pub fn uffd_fill(ufd: &OwnedFd, at: u64, src: &[u8]) {
+    let mut copy = [at, src.as_ptr() as u64, src.len() as u64, 0, 0];
+    // SAFETY: UFFDIO_COPY with a 40-byte uffdio_copy; `src` is readable.
+    unsafe { libc::ioctl(ufd.as_raw_fd(), uffd::IOC_COPY as _, copy.as_mut_ptr()) };
+}
+
+/// Unmaps a region made by [`uffd_region`].
+pub fn uffd_unmap(at: u64, pages: usize) {
+    // SAFETY: our own mapping, no longer used.
+    unsafe { libc::munmap(at as *mut _, pages * kdbus::page_size()) };
+}
