@@ -888,7 +888,7 @@ pub fn race(ctx: &Ctx) -> TestResult {
     use std::sync::Mutex;
     const IMPLS: usize = 3;
     const SENDERS: usize = 2;
-    const PER_SENDER: u64 = 250;
+    const PER_SENDER: u64 = 150;
     let act = util::activator(ctx, N)?;
     let impls: Vec<kdbus::Connection> =
         (0..IMPLS).map(|_| ctx.hello()).collect::<Result<_, _>>()?;
