@@ -1,6 +1,8 @@
 //! The test table. Each test is a small function `fn(&Ctx) -> TestResult`.
 
 mod bounds;
+mod activator;
+mod broadcast;
 mod bus_make;
 mod cancel;
 mod conn;
@@ -11,12 +13,16 @@ mod fs;
 mod fuse;
 mod hello;
 mod info;
+mod list;
+mod matches;
 mod memfd;
 mod metadata;
 mod mmap;
 mod monitor;
 mod policy;
 mod policy_talk;
+mod names;
+mod notify;
 mod pool;
 mod quota;
 mod race;
@@ -243,7 +249,90 @@ pub static TESTS: &[Test] = &[
         "disconnect-sync-caller-killed",
         disconnect::sync_caller_killed,
     ),
+    // NAME_ACQUIRE / NAME_RELEASE
+    ("name-acquire-new", names::acquire_new),
+    ("name-acquire-again", names::acquire_again),
+    ("name-acquire-replace", names::acquire_replace),
+    ("name-acquire-queue", names::acquire_queue),
+    ("name-acquire-leave-queue", names::acquire_leave_queue),
+    ("name-acquire-eexist", names::acquire_eexist),
+    ("name-acquire-invalid", names::acquire_invalid),
+    ("name-acquire-limit", names::acquire_limit),
+    ("name-release", names::release),
+    ("name-queue-handover", names::queue_handover),
+    ("name-queue-disconnect", names::queue_disconnect),
+    ("name-not-ordinary", names::not_ordinary),
+    ("name-owned-name-metadata", names::owned_name_metadata),
+    ("name-send-by-name", names::send_by_name),
+    // activators
+    ("activator-hello", activator::hello),
+    // Fails until the module is fixed: FINDINGS-7.md F1.
+    ("activator-hello-order", activator::hello_order),
+    // Fails until the module is fixed: FINDINGS-7.md F2.
+    ("activator-hello-wildcard", activator::hello_wildcard),
+    ("activator-restrictions", activator::restrictions),
+    ("activator-not-owner", activator::not_owner),
+    ("activator-handover", activator::handover),
+    ("activator-name-back", activator::name_back),
+    ("activator-move-lost", activator::move_lost),
+    ("activator-tracker-received", activator::tracker_received),
+    ("activator-registration-id", activator::registration_id),
+    ("activator-move-quota", activator::move_quota),
+    ("activator-sync-call", activator::sync_call),
+    ("activator-reply-dead", activator::reply_dead),
+    ("activator-moves", activator::moves_only_with_activator),
+    // Fails until the module is fixed: FINDINGS-7.md F3.
+    (
+        "activator-send-while-name-moves",
+        activator::send_while_name_moves,
+    ),
+    // LIST and CONN_INFO with names
+    ("list-layout", list::layout),
+    ("list-kinds", list::kinds),
+    ("list-empty", list::empty),
+    ("list-exfull", list::exfull),
+    ("list-conn-info-name", list::conn_info_name),
+    ("list-conn-info-owned-names", list::owned_names),
+    // match database
+    ("match-add-errors", matches::add_errors),
+    ("match-remove", matches::remove),
+    ("match-limit", matches::limit),
+    ("match-replace", matches::replace),
+    ("match-bloom", matches::bloom),
+    ("match-bloom-generations", matches::bloom_generations),
+    ("match-bloom-bus-size", matches::bloom_bus_size),
+    ("match-name-rule", matches::name_rule),
+    ("match-id-rule", matches::id_rule),
+    ("match-dst-id-rule", matches::dst_id_rule),
+    ("match-mixed-kinds", matches::mixed_kinds),
+    ("match-empty-entry", matches::empty_entry),
+    ("match-per-connection", matches::per_connection),
+    ("match-negotiate-item", matches::negotiate_item),
+    // broadcasts and signals
+    ("broadcast-filter-size", broadcast::filter_size),
+    ("broadcast-subset", broadcast::subset),
+    ("broadcast-monitor", broadcast::monitor),
+    ("broadcast-lost-quota", broadcast::lost_quota),
+    ("broadcast-lost-pool", broadcast::lost_pool),
+    ("broadcast-lost-monitor", broadcast::lost_monitor),
+    ("broadcast-seqnum", broadcast::seqnum),
+    ("broadcast-special", broadcast::special),
+    ("broadcast-talk", broadcast::talk),
+    ("broadcast-metadata-once", broadcast::metadata_once),
+    ("signal-unicast", broadcast::unicast_signal),
+    // kernel notifications
+    ("notify-id", notify::id_notifications),
+    ("notify-name-payloads", notify::name_payloads),
+    ("notify-name-rules", notify::name_rules),
+    ("notify-silent", notify::silent_operations),
+    ("notify-disconnect-order", notify::disconnect_order),
+    ("notify-cleanup", notify::cleanup),
     // races
+    ("race-names", names::race),
+    ("race-names-disconnect", names::race_disconnect),
+    // Fails (intermittently: a race) until the module is fixed:
+    // FINDINGS-7.md F3.
+    ("race-activator", activator::race),
     ("race-many-senders", race::many_senders),
     ("race-many-receivers", race::many_receivers),
     ("race-sync-vs-callee-close", race::sync_vs_callee_close),

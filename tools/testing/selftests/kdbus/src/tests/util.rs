@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use kdbus::consts::*;
 use kdbus::{
-    monotonic_ns, poll_once, Connection, Errno, Layout, Message, MsgBuilder, MsgInfo, PollFlags,
+    monotonic_ns, poll_once, Bloom, BloomFilter, BloomMask, BloomParams, Connection, Errno, Layout,
+    MatchRule, Message, MsgBuilder, MsgInfo, NameChange, Notification, NotifyId, PollFlags,
     Received, SendReply,
 };
 
@@ -468,4 +469,510 @@ pub fn monitor(ctx: &Ctx) -> Result<Connection, String> {
         }
         Err(e) => Err(format!("HELLO of a monitor: {}", errno_name(e))),
     }
+}
+
+// ---------------------------------------------------------------------
+// Names, matches, broadcasts and notifications (names.rs, activator.rs,
+// matches.rs, broadcast.rs, notify.rs, list.rs).
+
+/// Cookie of the match entries [`watch_names`] / [`watch_all`] install.
+pub const WATCH_COOKIE: u64 = 0x5741_5443_4845_5200;
+
+/// Installs one match entry per name notification kind (NAME_ADD,
+/// NAME_REMOVE, NAME_CHANGE, any ids, any name), cookie [`WATCH_COOKIE`].
+pub fn watch_names(c: &Connection) -> TestResult {
+    for r in [
+        MatchRule::any_name_add(WATCH_COOKIE, None),
+        MatchRule::any_name_remove(WATCH_COOKIE, None),
+        MatchRule::any_name_change(WATCH_COOKIE, None),
+    ] {
+        expect_ok("MATCH_ADD of a name notification rule", c.match_add(&r))?;
+    }
+    Ok(())
+}
+
+/// [`watch_names`] plus ID_ADD and ID_REMOVE entries (any id).
+pub fn watch_all(c: &Connection) -> TestResult {
+    watch_names(c)?;
+    for r in [
+        MatchRule::any_id_add(WATCH_COOKIE),
+        MatchRule::any_id_remove(WATCH_COOKIE),
+    ] {
+        expect_ok("MATCH_ADD of an ID notification rule", c.match_add(&r))?;
+    }
+    Ok(())
+}
+
+/// A connection (ACCEPT_FD, TIMESTAMP, 4 MiB pool) watching every name
+/// notification; with `ids` also ID_ADD / ID_REMOVE.
+pub fn watcher(ctx: &Ctx, ids: bool) -> Result<Connection, String> {
+    let w = hello_pool(ctx, HELLO_ACCEPT_FD, ATTACH_TIMESTAMP, 4 * POOL_SIZE)?;
+    if ids {
+        watch_all(&w)?;
+    } else {
+        watch_names(&w)?;
+    }
+    Ok(w)
+}
+
+/// `kdbus_notify_id_change {id, flags}`.
+pub fn nid(id: u64, flags: u64) -> NotifyId {
+    NotifyId { id, flags }
+}
+
+/// NAME_ADD of `name` to `new` = (id, flags) (old 0/0).
+pub fn name_add(name: &str, new: (u64, u64)) -> Notification {
+    Notification::NameAdd(NameChange {
+        old_id: nid(0, 0),
+        new_id: nid(new.0, new.1),
+        name: name.into(),
+    })
+}
+
+/// NAME_REMOVE of `name` from `old` = (id, flags) (new 0/0).
+pub fn name_remove(name: &str, old: (u64, u64)) -> Notification {
+    Notification::NameRemove(NameChange {
+        old_id: nid(old.0, old.1),
+        new_id: nid(0, 0),
+        name: name.into(),
+    })
+}
+
+/// NAME_CHANGE of `name` from `old` to `new` (each (id, flags)).
+pub fn name_change(name: &str, old: (u64, u64), new: (u64, u64)) -> Notification {
+    Notification::NameChange(NameChange {
+        old_id: nid(old.0, old.1),
+        new_id: nid(new.0, new.1),
+        name: name.into(),
+    })
+}
+
+/// ID_ADD of `id` with HELLO `flags`.
+pub fn id_add(id: u64, flags: u64) -> Notification {
+    Notification::IdAdd(nid(id, flags))
+}
+
+/// ID_REMOVE of `id` with HELLO `flags`.
+pub fn id_remove(id: u64, flags: u64) -> Notification {
+    Notification::IdRemove(nid(id, flags))
+}
+
+/// Checks a delivered broadcast notification (message.md 12): header
+/// `src 0, dst ~0, flags SIGNAL, payload_type 0, priority 0, cookie 0,
+/// cookie_reply 0`, items `[notification, TIMESTAMP]` with the item sizes
+/// 32 (ID_*) or 48 + strlen(name) + 1 (NAME_*) and 40, `size` = 64 +
+/// ALIGN8(item) + 40, which is also the slice size (no payload area).
+pub fn check_notification(m: &Message, info: &MsgInfo, what: &str) -> Result<Notification, String> {
+    ensure_eq!(
+        (
+            m.src_id,
+            m.dst_id,
+            m.flags,
+            m.payload_type,
+            m.priority,
+            m.cookie,
+            m.cookie_reply()
+        ),
+        (0, u64::MAX, MSG_SIGNAL, 0, 0, 0, 0),
+        "{what}: (src_id, dst_id, flags, payload_type, priority, cookie, cookie_reply) of a broadcast notification"
+    );
+    let n = m
+        .notification()
+        .map_err(|e| format!("{what}: {e}"))?
+        .ok_or_else(|| format!("{what}: not a notification (items {:x?})", m.item_types()))?;
+    ensure_eq!(
+        m.item_types(),
+        vec![n.item_type(), ITEM_TIMESTAMP],
+        "{what}: item types"
+    );
+    let item_size = match &n {
+        Notification::IdAdd(_) | Notification::IdRemove(_) => 32,
+        Notification::NameAdd(c) | Notification::NameRemove(c) | Notification::NameChange(c) => {
+            48 + c.name.len() as u64 + 1
+        }
+        other => return Err(format!("{what}: {other:?} is not a broadcast notification")),
+    };
+    ensure_eq!(m.items[0].size, item_size, "{what}: notification item size");
+    ensure_eq!(m.items[1].size, 40, "{what}: TIMESTAMP item size");
+    let size = 64 + kdbus::align8(item_size as usize) as u64 + 40;
+    ensure_eq!(m.size, size, "{what}: kdbus_msg.size");
+    ensure_eq!(info.msg_size, size, "{what}: slice size");
+    Ok(n)
+}
+
+/// Receives the next message, which must be a broadcast notification
+/// ([`check_notification`]); FREEs it and returns it with its seqnum.
+pub fn recv_notification(c: &Connection, what: &str) -> Result<(Notification, u64), String> {
+    let r = recv(c, what)?;
+    let m = parse(&r, what)?;
+    let n = check_notification(&m, &r.info(), what)?;
+    let ts = m
+        .timestamp()
+        .ok_or_else(|| format!("{what}: no TIMESTAMP payload"))?;
+    expect_ok(&format!("FREE ({what})"), r.free())?;
+    ensure_eq!(
+        r.reply.dropped_msgs,
+        0,
+        "{what}: dropped_msgs (lost notifications)"
+    );
+    Ok((n, ts.seqnum))
+}
+
+/// Receives exactly the notifications `want`, in order, with strictly
+/// increasing seqnums, and then finds the queue empty; returns the
+/// seqnums.
+pub fn expect_notifications(
+    c: &Connection,
+    want: &[Notification],
+    what: &str,
+) -> Result<Vec<u64>, String> {
+    let mut seqs: Vec<u64> = Vec::new();
+    for (i, w) in want.iter().enumerate() {
+        let step = format!("{what}: notification {} of {}", i + 1, want.len());
+        let (n, seq) = recv_notification(c, &step)?;
+        ensure_eq!(&n, w, "{step}");
+        if let Some(last) = seqs.last() {
+            ensure!(
+                seq > *last,
+                "{step}: seqnum {seq} not after the previous {last}"
+            );
+        }
+        seqs.push(seq);
+    }
+    expect_empty(c, &format!("{what}: after the expected notifications"))?;
+    Ok(seqs)
+}
+
+/// NAME_ACQUIRE that must succeed with exactly `want` as return_flags.
+pub fn acquire(c: &Connection, name: &str, flags: u64, want: u64, what: &str) -> TestResult {
+    let got = expect_ok(
+        &format!("{what}: NAME_ACQUIRE {name} flags {flags:#x}"),
+        c.name_acquire(name, flags),
+    )?;
+    ensure_eq!(
+        got,
+        want,
+        "{what}: return_flags of NAME_ACQUIRE {name} flags {flags:#x} (hex: got {got:#x}, want {want:#x})"
+    );
+    Ok(())
+}
+
+/// NAME_ACQUIRE as a raw command: the result and the written-back
+/// return_flags (preset to a marker so an unwritten field shows).
+pub fn acquire_raw(c: &Connection, name: &str, flags: u64) -> (Result<(), Errno>, u64) {
+    let mut cmd = kdbus::CmdBuf::name_cmd(flags, name);
+    cmd.set_return_flags(0xdead_0000);
+    let r = c.name_acquire_raw(&mut cmd);
+    (r, cmd.return_flags())
+}
+
+/// NAME_ACQUIRE that must fail with `want`, writing `want_flags` as
+/// return_flags.
+pub fn acquire_err(
+    c: &Connection,
+    name: &str,
+    flags: u64,
+    want: Errno,
+    want_flags: u64,
+    what: &str,
+) -> TestResult {
+    let (r, rf) = acquire_raw(c, name, flags);
+    expect_errno(
+        &format!("{what}: NAME_ACQUIRE {name} flags {flags:#x}"),
+        r,
+        want,
+    )?;
+    ensure_eq!(
+        rf,
+        want_flags,
+        "{what}: return_flags written back with {}",
+        errno_name(want)
+    );
+    Ok(())
+}
+
+/// The HELLO of an activator for `name` with extra HELLO `flags`
+/// (ACCEPT_FD) on the test bus.
+pub fn try_activator(ctx: &Ctx, name: &str, flags: u64) -> Result<Connection, Errno> {
+    let fd = kdbus::open_endpoint(ctx.endpoint())?;
+    let mut cmd = Connection::hello_cmd(HELLO_ACTIVATOR | flags, 0, 0, POOL_SIZE);
+    cmd.push_str(ITEM_NAME, name);
+    Connection::from_hello(fd, &mut cmd)
+}
+
+/// An activator for `name` (HELLO flags ACTIVATOR | ACCEPT_FD).
+pub fn activator(ctx: &Ctx, name: &str) -> Result<Connection, String> {
+    expect_ok(
+        &format!("HELLO of an activator for {name}"),
+        try_activator(ctx, name, HELLO_ACCEPT_FD),
+    )
+}
+
+/// Every ownership record of `name` on the bus as LIST shows it
+/// (NAMES | QUEUED | ACTIVATORS): `(connection id, record flags)`, sorted
+/// by id.
+pub fn name_records(c: &Connection, name: &str) -> Result<Vec<(u64, u64)>, String> {
+    let recs = expect_ok(
+        "LIST NAMES|QUEUED|ACTIVATORS",
+        c.list_records(LIST_NAMES | LIST_QUEUED | LIST_ACTIVATORS),
+    )?;
+    let mut out = Vec::new();
+    for r in recs {
+        let on = r.owned_name().map_err(|e| format!("LIST record: {e}"))?;
+        if let Some(on) = on {
+            if on.name == name {
+                out.push((r.id, on.flags));
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Checks the LIST records of `name` against `want` ((id, flags), any
+/// order).
+pub fn expect_records(c: &Connection, name: &str, want: &[(u64, u64)], what: &str) -> TestResult {
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    ensure_eq!(
+        name_records(c, name)?,
+        want,
+        "{what}: LIST records (id, flags) of {name}"
+    );
+    Ok(())
+}
+
+/// The current owner of `name` per CONN_INFO by name (`None` for ESRCH).
+pub fn owner_of(c: &Connection, name: &str) -> Result<Option<u64>, String> {
+    match c.conn_info_name(name, 0, 0) {
+        Ok(r) => {
+            let recs = c
+                .info_records(&r)
+                .map_err(|e| format!("CONN_INFO {name}: {e}"))?;
+            expect_ok("FREE of CONN_INFO", c.free(r.offset))?;
+            ensure_eq!(recs.len(), 1, "CONN_INFO {name}: records");
+            Ok(Some(recs[0].id))
+        }
+        Err(Errno::ESRCH) => Ok(None),
+        Err(e) => Err(format!("CONN_INFO {name}: {}", errno_name(e))),
+    }
+}
+
+/// A plain message to the well-known `name` (dst_id 0) with `cookie`.
+pub fn to_name(name: &str, cookie: u64, data: &[u8]) -> MsgBuilder {
+    MsgBuilder::new(0).dst_name(name).cookie(cookie).vec(data)
+}
+
+/// A bloom of the test bus's size (64 bytes) with `bits` set.
+pub fn bloom_bits(bits: &[u64]) -> Bloom {
+    let mut b = Bloom::with_params(BloomParams::DEFAULT);
+    for &x in bits {
+        b.set_bit(x);
+    }
+    b
+}
+
+/// A bloom filter of `generation` with `bits` set.
+pub fn filter_bits(generation: u64, bits: &[u64]) -> BloomFilter {
+    BloomFilter::new(generation, bloom_bits(bits))
+}
+
+/// A bloom mask with one generation per entry of `gens` (generation 0
+/// first), each with the listed bits set.
+pub fn mask_bits(gens: &[&[u64]]) -> BloomMask {
+    BloomMask::from_generations(gens.iter().map(|g| bloom_bits(g)).collect())
+        .expect("at least one generation")
+}
+
+/// A broadcast signal with `filter`, `cookie` and a small payload.
+pub fn broadcast(filter: &BloomFilter, cookie: u64) -> MsgBuilder {
+    MsgBuilder::broadcast(filter).cookie(cookie).vec(b"bcast")
+}
+
+/// Receives the next message, checks it is the signal from `src` with
+/// `cookie` (and dst_id `dst`), FREEs it.
+pub fn expect_signal(c: &Connection, src: u64, cookie: u64, dst: u64, what: &str) -> TestResult {
+    let r = recv(c, what)?;
+    let m = parse(&r, what)?;
+    ensure_eq!(
+        (m.src_id, m.cookie, m.dst_id, m.flags & MSG_SIGNAL),
+        (src, cookie, dst, MSG_SIGNAL),
+        "{what}: (src_id, cookie, dst_id, SIGNAL) at connection {}",
+        c.id()
+    );
+    ensure!(
+        m.item(ITEM_BLOOM_FILTER).is_some(),
+        "{what}: the delivered signal has no BLOOM_FILTER item"
+    );
+    expect_ok(&format!("FREE ({what})"), r.free())
+}
+
+/// Receives `want.len()` notifications with strictly increasing seqnums
+/// and compares them with `want` in any order (for setups whose exact
+/// order another test checks); returns the received ones in order.
+pub fn expect_notification_set(
+    c: &Connection,
+    want: &[Notification],
+    what: &str,
+) -> Result<Vec<Notification>, String> {
+    let got = expect_notification_set_prefix(c, want, what)?;
+    expect_empty(c, &format!("{what}: after the expected notifications"))?;
+    Ok(got)
+}
+
+/// [`expect_notification_set`] without the final empty-queue check.
+pub fn expect_notification_set_prefix(
+    c: &Connection,
+    want: &[Notification],
+    what: &str,
+) -> Result<Vec<Notification>, String> {
+    let mut got = Vec::new();
+    let mut last = 0;
+    for i in 0..want.len() {
+        let step = format!("{what}: notification {} of {}", i + 1, want.len());
+        let (n, seq) = recv_notification(c, &step)?;
+        ensure!(seq > last, "{step}: seqnum {seq} not after {last}");
+        last = seq;
+        got.push(n);
+    }
+    let key = |n: &Notification| format!("{n:?}");
+    let mut a: Vec<String> = got.iter().map(key).collect();
+    let mut b: Vec<String> = want.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    ensure_eq!(a, b, "{what}: notifications (any order)");
+    Ok(got)
+}
+
+/// Runs `f` in a forked child whose real, effective and saved uid and gid
+/// are `id` (no supplementary groups, hence no capabilities) and returns
+/// what it returned (`Err` texts of the child are prefixed with "child: ").
+/// The caller must be single-threaded.
+pub fn in_child_as(id: u32, f: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
+    let (rd, wr) = expect_ok("pipe", nix::unistd::pipe())?;
+    // SAFETY: the test process is single-threaded here (documented).
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(format!("fork: {e}")),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(rd);
+            // SAFETY: plain credential syscalls in the child.
+            let ok = unsafe {
+                libc::setgroups(0, std::ptr::null()) == 0
+                    && libc::setresgid(id, id, id) == 0
+                    && libc::setresuid(id, id, id) == 0
+            };
+            let out = if ok {
+                match f() {
+                    Ok(s) => format!("O{s}"),
+                    Err(e) => format!("E{e}"),
+                }
+            } else {
+                "Esetresuid failed".to_string()
+            };
+            let _ = nix::unistd::write(&wr, out.as_bytes());
+            // SAFETY: leave the child without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(wr);
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match nix::unistd::read(&rd, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(format!("read from the child: {e}")),
+                }
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            let s = String::from_utf8_lossy(&out).to_string();
+            match s.split_at_checked(1) {
+                Some(("O", rest)) => Ok(rest.to_string()),
+                Some(("E", rest)) => Err(format!("child: {rest}")),
+                _ => Err(format!("child reported nothing ({s:?})")),
+            }
+        }
+    }
+}
+
+/// userfaultfd ABI (include/uapi/linux/userfaultfd.h, x86-64).
+pub mod uffd {
+    /// UFFD_API.
+    pub const API: u64 = 0xaa;
+    /// UFFDIO_API.
+    pub const IOC_API: u64 = 0xc018_aa3f;
+    /// UFFDIO_REGISTER.
+    pub const IOC_REGISTER: u64 = 0xc020_aa00;
+    /// UFFDIO_COPY.
+    pub const IOC_COPY: u64 = 0xc028_aa03;
+    /// UFFDIO_REGISTER_MODE_MISSING.
+    pub const MODE_MISSING: u64 = 1;
+    /// UFFD_EVENT_PAGEFAULT.
+    pub const EVENT_PAGEFAULT: u8 = 0x12;
+}
+
+/// An anonymous mapping of `pages` pages registered with a new
+/// userfaultfd (missing pages fault to it): `(address, uffd)`; `None` if
+/// userfaultfd is not available.
+pub fn uffd_region(pages: usize) -> Result<Option<(u64, OwnedFd)>, String> {
+    let len = pages * kdbus::page_size();
+    // SAFETY: a fresh anonymous mapping.
+    let region = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    ensure!(region != libc::MAP_FAILED, "mmap: {:?}", Errno::last());
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if fd < 0 {
+        uffd_unmap(region as u64, pages);
+        return Ok(None);
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let ufd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let mut api = [uffd::API, 0, 0];
+    // SAFETY: ioctls with buffers of the sizes their requests encode.
+    ensure!(
+        unsafe { libc::ioctl(ufd.as_raw_fd(), uffd::IOC_API as _, api.as_mut_ptr()) } == 0,
+        "UFFDIO_API: {:?}",
+        Errno::last()
+    );
+    let mut reg = [region as u64, len as u64, uffd::MODE_MISSING, 0];
+    // SAFETY: as above.
+    ensure!(
+        unsafe { libc::ioctl(ufd.as_raw_fd(), uffd::IOC_REGISTER as _, reg.as_mut_ptr()) } == 0,
+        "UFFDIO_REGISTER: {:?}",
+        Errno::last()
+    );
+    Ok(Some((region as u64, ufd)))
+}
+
+/// Waits up to `ms` for a page fault on `ufd`; returns its address.
+pub fn uffd_wait(ufd: &OwnedFd, ms: u16) -> Option<u64> {
+    let _ = poll_once(ufd, PollFlags::POLLIN, ms);
+    let mut m = [0u8; 32];
+    // SAFETY: reads one 32-byte uffd_msg.
+    let n = unsafe { libc::read(ufd.as_raw_fd(), m.as_mut_ptr().cast(), 32) };
+    (n == 32 && m[0] == uffd::EVENT_PAGEFAULT)
+        .then(|| u64::from_ne_bytes(m[16..24].try_into().unwrap()))
+}
+
+/// Resolves a fault: copies `src` (one page) to the page at `at`.
+pub fn uffd_fill(ufd: &OwnedFd, at: u64, src: &[u8]) {
+    let mut copy = [at, src.as_ptr() as u64, src.len() as u64, 0, 0];
+    // SAFETY: UFFDIO_COPY with a 40-byte uffdio_copy; `src` is readable.
+    unsafe { libc::ioctl(ufd.as_raw_fd(), uffd::IOC_COPY as _, copy.as_mut_ptr()) };
+}
+
+/// Unmaps a region made by [`uffd_region`].
+pub fn uffd_unmap(at: u64, pages: usize) {
+    // SAFETY: our own mapping, no longer used.
+    unsafe { libc::munmap(at as *mut _, pages * kdbus::page_size()) };
 }
