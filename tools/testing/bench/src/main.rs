@@ -149,7 +149,6 @@ fn parse_args() -> Result<Opts, String> {
     Ok(o)
 }
 
-
 /// `MemAvailable` of a `/proc/meminfo` text, in KiB.
 fn parse_mem_available(meminfo: &str) -> Option<i64> {
     meminfo
@@ -162,7 +161,6 @@ fn parse_mem_available(meminfo: &str) -> Option<i64> {
 fn mem_available_kib() -> Option<i64> {
     parse_mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
 }
-
 
 type Variant<'a> = (
     &'static str,
@@ -198,7 +196,6 @@ fn measure_cell(o: &Opts, cell: &str, slice: Duration, variants: &mut [Variant])
         }
     }
 }
-
 
 struct RttRow {
     tag: &'static str,
