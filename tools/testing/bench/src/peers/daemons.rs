@@ -19,6 +19,13 @@
 //!   is not touched), binds a datagram socket there, starts the launcher,
 //!   copies its journal messages to the log and says `ready` when the
 //!   launcher logs `Ready`.
+//!
+//!   The launcher also watches its configuration directories with inotify
+//!   and will not start without it; the test kernels have no
+//!   `CONFIG_INOTIFY_USER`, so there the wrapper preloads
+//!   `tools/testing/vm/noinotify.c` (built as a shared library, given with
+//!   `--inotify-shim`), which stands in for inotify only when the kernel
+//!   answers ENOSYS. Nothing on the measured path uses it.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -102,6 +109,19 @@ pub fn dbus_daemon(env: &Env) -> Result<(Proc, String), Failure> {
     Ok((p, address))
 }
 
+/// Whether this kernel lacks inotify (`inotify_init1` fails with ENOSYS).
+pub fn inotify_missing() -> bool {
+    // SAFETY: a plain system call; the descriptor is closed right away.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_CLOEXEC);
+        if fd >= 0 {
+            libc::close(fd);
+            return false;
+        }
+    }
+    Errno::last() == Errno::ENOSYS
+}
+
 /// Starts dbus-broker through dbus-broker-launch and the wrapper; returns
 /// the wrapper and the bus address.
 pub fn dbus_broker(env: &Env) -> Result<(Proc, String), Failure> {
@@ -117,7 +137,8 @@ pub fn dbus_broker(env: &Env) -> Result<(Proc, String), Failure> {
     cmd.arg("broker-launch")
         .arg(&env.broker_launch)
         .arg(&conf)
-        .arg(&address);
+        .arg(&address)
+        .arg(env.inotify_shim.as_deref().unwrap_or(Path::new("-")));
     let fd: OwnedFd = listener.into();
     let mut p = Proc::spawn(
         "dbus-broker (launcher wrapper)",
@@ -217,11 +238,41 @@ fn private_journal(who: &str) -> Result<UnixDatagram, Failure> {
         .map_err(|e| Failure::bad("bind", who, format!("{JOURNAL_SOCKET}: {e}")))
 }
 
-/// `kdbus-bench-peers broker-launch LAUNCHER CONFIG ADDRESS`, with the
-/// listening socket as fd 3: see the module documentation. Runs until its
-/// stdin closes, then ends the launcher (and so the broker).
-pub fn broker_launch(launcher: &Path, config: &Path, address: &str) -> Result<(), Failure> {
+/// `kdbus-bench-peers broker-launch LAUNCHER CONFIG ADDRESS SHIM`, with
+/// the listening socket as fd 3: see the module documentation. SHIM is the
+/// inotify stand-in, or `-`. Runs until its stdin closes, then ends the
+/// launcher (and so the broker).
+pub fn broker_launch(
+    launcher: &Path,
+    config: &Path,
+    address: &str,
+    shim: &Path,
+) -> Result<(), Failure> {
     let who = "broker-launch";
+    let preload = if inotify_missing() {
+        if shim == Path::new("-") || !shim.is_file() {
+            return Err(Failure::bad(
+                "inotify_init1",
+                who,
+                format!(
+                    "this kernel has no inotify (CONFIG_INOTIFY_USER), which dbus-broker-launch \
+                     needs; the stand-in tools/testing/vm/noinotify.c (--inotify-shim) {}",
+                    if shim == Path::new("-") {
+                        "was not given".to_owned()
+                    } else {
+                        format!("{} is missing", shim.display())
+                    }
+                ),
+            ));
+        }
+        eprintln!(
+            "broker-launch: no inotify in this kernel: LD_PRELOAD={}",
+            shim.display()
+        );
+        Some(shim)
+    } else {
+        None
+    };
     // SAFETY: fstat of a descriptor number into a zeroed stat.
     let is_sock = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
@@ -247,6 +298,9 @@ pub fn broker_launch(launcher: &Path, config: &Path, address: &str) -> Result<()
         .env("DBUS_SESSION_BUS_ADDRESS", address)
         .env_remove("LISTEN_FDNAMES")
         .env_remove("NOTIFY_SOCKET");
+    if let Some(p) = preload {
+        cmd.env("LD_PRELOAD", p);
+    }
     // SAFETY: prctl is async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt;

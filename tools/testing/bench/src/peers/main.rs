@@ -44,7 +44,8 @@ const DEFAULT_BUDGET: f64 = 100.0;
 const USAGE: &str = "\
 usage: kdbus-bench-peers [--budget SECS] [--rounds N] [--only KIND[,KIND...]]
                          [--where vm|host] [--pin same|none] [--mount PATH]
-                         [--dbus-daemon PATH] [--dbus-broker-launch PATH] [--verbose]
+                         [--dbus-daemon PATH] [--dbus-broker-launch PATH]
+                         [--inotify-shim PATH] [--verbose]
 
   --budget SECS   time the measurements aim to take (default 100), spread
                   evenly over payloads, transports and rounds (starting the
@@ -64,10 +65,16 @@ usage: kdbus-bench-peers [--budget SECS] [--rounds N] [--only KIND[,KIND...]]
   --mount PATH    kdbusfs mount point (default /sys/fs/kdbus)
   --dbus-daemon PATH, --dbus-broker-launch PATH
                   the programs (default: found in $PATH)
+  --inotify-shim PATH
+                  tools/testing/vm/noinotify.c built as a shared library,
+                  preloaded into dbus-broker-launch when the kernel has no
+                  inotify (default /usr/lib/kdbus-bench/noinotify.so, where
+                  the VM image has it)
   --verbose       print every round's iterations and time (stderr)
 
 Internal modes (the child processes): serve socket FD | serve kdbus ENDPOINT |
-serve kdbus-dbus ENDPOINT | serve sdbus ADDRESS | broker-launch LAUNCHER CONFIG ADDRESS.
+serve kdbus-dbus ENDPOINT | serve sdbus ADDRESS |
+broker-launch LAUNCHER CONFIG ADDRESS SHIM.
 
 Exit status: 0 when every measurement ran, 1 when one failed, 2 on bad usage.";
 
@@ -80,8 +87,12 @@ struct Opts {
     mount: String,
     dbus_daemon: Option<PathBuf>,
     broker_launch: Option<PathBuf>,
+    inotify_shim: PathBuf,
     verbose: bool,
 }
+
+/// Where the VM image has the inotify stand-in.
+const INOTIFY_SHIM: &str = "/usr/lib/kdbus-bench/noinotify.so";
 
 fn parse_args(args: Vec<String>) -> Result<Opts, String> {
     let mut o = Opts {
@@ -93,6 +104,7 @@ fn parse_args(args: Vec<String>) -> Result<Opts, String> {
         mount: "/sys/fs/kdbus".into(),
         dbus_daemon: None,
         broker_launch: None,
+        inotify_shim: INOTIFY_SHIM.into(),
         verbose: false,
     };
     let mut only: Option<Vec<Kind>> = None;
@@ -141,6 +153,7 @@ fn parse_args(args: Vec<String>) -> Result<Opts, String> {
             "--mount" => o.mount = val("--mount")?,
             "--dbus-daemon" => o.dbus_daemon = Some(val("--dbus-daemon")?.into()),
             "--dbus-broker-launch" => o.broker_launch = Some(val("--dbus-broker-launch")?.into()),
+            "--inotify-shim" => o.inotify_shim = val("--inotify-shim")?.into(),
             "-v" | "--verbose" => o.verbose = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -192,8 +205,8 @@ fn child_mode(mode: &str, args: &[String]) -> ! {
                 )),
             }
         }
-        ("broker-launch", [launcher, config, address]) => {
-            daemons::broker_launch(launcher.as_ref(), config.as_ref(), address)
+        ("broker-launch", [launcher, config, address, shim]) => {
+            daemons::broker_launch(launcher.as_ref(), config.as_ref(), address, shim.as_ref())
         }
         _ => {
             eprintln!("kdbus-bench-peers: bad internal arguments {mode} {args:?}\n{USAGE}");
@@ -262,6 +275,7 @@ fn main() -> ExitCode {
         mount: o.mount.clone(),
         dbus_daemon: find(&o.dbus_daemon, "dbus-daemon"),
         broker_launch: find(&o.broker_launch, "dbus-broker-launch"),
+        inotify_shim: Some(o.inotify_shim.clone()).filter(|p| p.is_file()),
         dir,
     };
     if let Err(e) = std::fs::create_dir_all(&env.dir) {
@@ -283,6 +297,14 @@ fn main() -> ExitCode {
                 p.display()
             );
         }
+    }
+    if o.kinds.contains(&Kind::DbusBroker) && daemons::inotify_missing() {
+        println!(
+            "kdbus-bench-peers: note: this kernel has no inotify (CONFIG_INOTIFY_USER); \
+             dbus-broker-launch runs with the stand-in {} preloaded (its watch of the \
+             configuration directories only, not on the measured path)",
+            o.inotify_shim.display()
+        );
     }
 
     // --- set up every transport (not timed) -----------------------------------

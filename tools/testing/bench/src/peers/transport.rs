@@ -108,6 +108,8 @@ pub struct Env {
     pub mount: String,
     pub dbus_daemon: PathBuf,
     pub broker_launch: PathBuf,
+    /// The inotify stand-in for dbus-broker-launch (see `daemons`).
+    pub inotify_shim: Option<PathBuf>,
 }
 
 impl Env {
