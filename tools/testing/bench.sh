@@ -163,7 +163,7 @@ if [ "$host" = 1 ]; then
       return "-"
     }
     function div(a, b) { return (a + 0 > 0 && b + 0 > 0) ? sprintf("%.1f", a / b) : "-" }
-    function human(n) { return n >= 1048576 ? n / 1048576 " MiB" : n >= 1024 ? n / 1024 " KiB" : n " B" }
+    function human(n) { n += 0; return n >= 1048576 ? (n / 1048576) " MiB" : n >= 1024 ? (n / 1024) " KiB" : n " B" }
     /^BENCH peers / { p = f($0, "payload"); vm[p] = $0; if (!(p in seen)) { seen[p] = 1; order[++np] = p } }
     /^BENCH peers_host / { host[f($0, "payload")] = $0 }
     END {

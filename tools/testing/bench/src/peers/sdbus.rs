@@ -111,6 +111,10 @@ extern "C" {
     fn sd_bus_error_free(e: *mut SdBusError);
 }
 
+/// [`IFACE`] and [`MEMBER`] for the handler's check.
+const IFACE_C: &CStr = c"org.kdbus.bench.Echo";
+const MEMBER_C: &CStr = c"Echo";
+
 /// How long a call may wait for its reply, µs.
 const CALL_TIMEOUT_US: u64 = 5_000_000;
 const BYTE: c_char = b'y' as c_char;
@@ -278,8 +282,7 @@ unsafe extern "C" fn echo(m: *mut SdBusMessage, _: *mut c_void, _: *mut SdBusErr
     // SAFETY (whole body): `m` is the message sd-bus hands us for this
     // callback; the reply is ours until unreferenced.
     unsafe {
-        if sd_bus_message_is_method_call(m, c"org.kdbus.bench.Echo".as_ptr(), c"Echo".as_ptr()) <= 0
-        {
+        if sd_bus_message_is_method_call(m, IFACE_C.as_ptr(), MEMBER_C.as_ptr()) <= 0 {
             return 0;
         }
         let (mut p, mut n) = (ptr::null(), 0usize);
@@ -343,5 +346,24 @@ pub fn serve(address: &str) -> Result<(), Failure> {
         if r < 0 && r != -libc::EINTR {
             return Err(sys("sd_bus_wait", who, r));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_agree() {
+        assert_eq!(IFACE_C.to_str(), Ok(IFACE));
+        assert_eq!(MEMBER_C.to_str(), Ok(MEMBER));
+    }
+
+    #[test]
+    fn connecting_nowhere_fails_cleanly() {
+        let e = Client::connect("unix:path=/nonexistent/kdbus-bench.sock", "t")
+            .err()
+            .unwrap();
+        assert!(e.code().starts_with("sd_bus_"), "{e}");
     }
 }
