@@ -2,7 +2,9 @@
 #
 #   make demo    the main job: build everything, boot the VM, show a bus working
 #   make check   every test: host tests, then the VM suite on the debug kernel
-#   make bench   kdbus-bench in the release VM (ratios against AF_UNIX, name vs id, fan-out vs unicast)
+#   make bench   kdbus-bench in the release VM (ratios against AF_UNIX, name vs id, fan-out vs unicast),
+#                then method calls between processes through kdbus, dbus-daemon and dbus-broker
+#                (kdbus-bench-peers) in the same VM and, the brokers only, on the host
 #   make fuzz    kdbus-fuzz in the debug VM for DURATION seconds (default 60)
 #
 # (The module itself is built by Kbuild: `make -C <kernel> M=$(CURDIR)` reads

@@ -128,6 +128,17 @@ else
   echo "not ok - vm-suite (nothing to boot: module or test binary missing)"; failed=$((failed + 1))
 fi
 
+# Dynamically linked programs in the VM (mkinitramfs.sh --dyn): dbus-daemon
+# and dbus-send on a private bus, and kdbus-bench-peers' sd-bus round trips
+# through dbus-daemon and dbus-broker, as make bench runs them; one boot.
+note "VM with dynamically linked programs (dbus-daemon, dbus-send, dbus-broker, kdbus-bench-peers)"
+if bash tools/testing/vm/test-dyn.sh debug >"$out/vm-dyn.log" 2>&1; then :; else
+  grep -a '^FAIL' "$out/vm-dyn.log" | sed 's/^/#   /'; fi
+read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed/ {p=$1; f=$3} END {print p+0, f+0}' "$out/vm-dyn.log")
+echo "# vm dynamic programs: $p passed, $f failed (log: $out/vm-dyn.log)"
+if [ "$p" = 0 ] && [ "$f" = 0 ]; then f=1; fi
+passed=$((passed + p)) failed=$((failed + f))
+
 note "VM machinery self-test (real boots: hangs, boot limit, panic, WARNING, clocksource, vDSO, kmemleak)"
 if bash tools/testing/vm/test-vm.sh debug >"$out/vm-machinery.log" 2>&1; then :; else
   grep -a '^not ok' "$out/vm-machinery.log" | sed 's/^/#   /'; fi

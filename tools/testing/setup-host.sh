@@ -11,6 +11,7 @@ pkgs=(
   clang-16 lld-16 llvm-16 libclang-16-dev
   flex bison libelf-dev libssl-dev bc cpio kmod
   busybox-static qemu-system-x86
+  dbus-daemon dbus-bin dbus-broker libsystemd-dev
   "rustc-web=$RUST_WEB_VERSION" "rust-web-src=$RUST_WEB_VERSION"
   "libstd-rust-web-dev=$RUST_WEB_VERSION" "libstd-rust-web-1.85=$RUST_WEB_VERSION"
   "rust-web-clippy=$RUST_WEB_VERSION"

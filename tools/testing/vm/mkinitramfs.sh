@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Build the initramfs of the kdbus test VM.
 #
-# Usage: mkinitramfs.sh OUT.cpio.gz [--module PATH/kdbus.ko] [--bin PATH]... [--run SCRIPT]
+# Usage: mkinitramfs.sh OUT.cpio.gz [--module PATH/kdbus.ko] [--bin PATH]...
+#                       [--dyn PATH]... [--file SRC:DEST]... [--run SCRIPT]
 #
 #   --module  kdbus.ko, installed as /lib/modules/kdbus.ko (loaded by /init only
 #             when the kernel command line has kdbus=1)
 #   --bin     a statically linked program (or a script), installed in /bin;
-#             repeatable. The VM has no libc, so dynamic binaries are refused.
+#             repeatable. Dynamic binaries are refused here (see --dyn).
+#   --dyn     a dynamically linked program, with the shared libraries ldd
+#             finds for it (at the paths ldd names) and the dynamic loader;
+#             installed at its own path if that is under /usr, /bin or /sbin
+#             (programs that start others by a built-in path find them, e.g.
+#             dbus-broker-launch -> /usr/bin/dbus-broker), else in /bin.
+#             The image then also gets an /etc of its own (passwd and group
+#             with root, messagebus and nobody; nsswitch.conf; a fixed
+#             machine-id), unless --file provides those. Repeatable.
+#   --file    a plain file (e.g. a bus configuration) installed as DEST, an
+#             absolute path in the image; repeatable.
 #   --run     the script /init runs as /run.sh; without it the VM runs `true`.
 #
 # Everything else comes from this directory (init) and the host (busybox-static).
@@ -15,16 +26,18 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 busybox=${BUSYBOX:-/bin/busybox}
 
-usage() { sed -n '4,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 out=$1; shift
 case "$out" in -*) usage ;; esac
-module='' run='' bins=()
+module='' run='' bins=() dyns=() files=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --module) module=${2:?--module needs a path}; shift 2 ;;
     --bin)    bins+=("${2:?--bin needs a path}"); shift 2 ;;
+    --dyn)    dyns+=("${2:?--dyn needs a path}"); shift 2 ;;
+    --file)   files+=("${2:?--file needs SRC:DEST}"); shift 2 ;;
     --run)    run=${2:?--run needs a path}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "mkinitramfs: unknown argument $1" >&2; usage ;;
@@ -65,6 +78,59 @@ for b in ${bins[@]+"${bins[@]}"}; do
   [ ! -e "$stage/bin/$name" ] || die "two --bin files named $name"
   install -m 0755 "$b" "$stage/bin/$name"
 done
+
+# Dynamically linked programs: ldd's libraries at the paths it prints, the
+# loader at the path it prints (the program's PT_INTERP). Debian's loader
+# searches /lib/x86_64-linux-gnu and /usr/lib/x86_64-linux-gnu by default,
+# so no ld.so.cache is needed.
+install_lib() {  # install_lib HOST_PATH: the same path in the image, contents (not links)
+  [ -e "$stage$1" ] || install -D -m 0755 "$1" "$stage$1"
+}
+for p in ${dyns[@]+"${dyns[@]}"}; do
+  [ -f "$p" ] || die "program $p not found"
+  is_dynamic "$p" || die "$p is not dynamically linked (use --bin for static programs and scripts)"
+  abs=$(realpath -s "$p")
+  case "$abs" in
+    /usr/*|/bin/*|/sbin/*) dest=$abs ;;
+    *) dest=/bin/$(basename "$p") ;;
+  esac
+  [ ! -e "$stage$dest" ] || die "two programs for $dest"
+  install -D -m 0755 "$p" "$stage$dest"
+  libs=$(ldd "$p") || die "ldd $p failed"
+  while read -r first arrow target _; do
+    case "$first" in
+      linux-vdso.so.*|linux-gate.so.*) ;;
+      /*) install_lib "$first" ;;  # the loader: "/lib64/ld-linux-x86-64.so.2 (0x...)"
+      *)
+        [ "$arrow" = "=>" ] || die "ldd $p: unexpected line: $first $arrow $target"
+        case "$target" in
+          /*) install_lib "$target" ;;
+          *) die "ldd $p: $first not found" ;;
+        esac ;;
+    esac
+  done <<< "$libs"
+done
+
+for f in ${files[@]+"${files[@]}"}; do
+  src=${f%%:*} dest=${f#*:}
+  case "$f" in *:/*) ;; *) die "--file needs SRC:/ABSOLUTE/DEST, not $f" ;; esac
+  [ -f "$src" ] || die "file $src not found"
+  install -D -m 0644 "$src" "$stage$dest"
+done
+
+# An /etc for dynamic programs (libc's user lookups, D-Bus' machine id).
+if [ ${#dyns[@]} -gt 0 ]; then
+  mkdir -p "$stage/etc"
+  [ -e "$stage/etc/passwd" ] || printf '%s\n' 'root:x:0:0:root:/tmp:/bin/sh' \
+    'messagebus:x:100:101::/nonexistent:/bin/false' \
+    'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > "$stage/etc/passwd"
+  [ -e "$stage/etc/group" ] || printf '%s\n' 'root:x:0:' 'messagebus:x:101:' \
+    'nogroup:x:65534:' > "$stage/etc/group"
+  [ -e "$stage/etc/nsswitch.conf" ] || printf '%s\n' 'passwd: files' 'group: files' \
+    'hosts: files' > "$stage/etc/nsswitch.conf"
+  # 32 hex digits, fixed so that the archive stays reproducible ("kdbus-vm-machine").
+  [ -e "$stage/etc/machine-id" ] || echo 6b646275732d766d2d6d616368696e65 > "$stage/etc/machine-id"
+fi
 
 if [ -n "$run" ]; then
   [ -f "$run" ] || die "run script $run not found"

@@ -179,6 +179,11 @@ impl Fanout {
         self.receivers.len()
     }
 
+    /// Whether no receiver was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.receivers.is_empty()
+    }
+
     fn matching(&self) -> impl Iterator<Item = &Connection> {
         self.receivers
             .iter()

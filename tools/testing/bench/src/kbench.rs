@@ -32,7 +32,7 @@ const MSG_TIMEOUT: usize = MSG_COOKIE + 8;
 const SEND_SIZE: usize = size_of::<uapi::kdbus_cmd_send>();
 const SEND_MSG_ADDR: usize = offset_of!(uapi::kdbus_cmd_send, msg_address);
 const SEND_REPLY: usize = offset_of!(uapi::kdbus_cmd_send, reply);
-pub(crate) const RECV_SIZE: usize = size_of::<uapi::kdbus_cmd_recv>();
+pub const RECV_SIZE: usize = size_of::<uapi::kdbus_cmd_recv>();
 const RECV_MSG: usize = offset_of!(uapi::kdbus_cmd_recv, msg);
 const INFO_OFFSET: usize = offset_of!(uapi::kdbus_msg_info, offset);
 const INFO_SIZE: usize = offset_of!(uapi::kdbus_msg_info, msg_size);
@@ -49,8 +49,10 @@ pub(crate) const MSG_SIGNAL: u64 = uapi::KDBUS_MSG_SIGNAL as u64;
 const EXPECT_REPLY: u64 = uapi::KDBUS_MSG_EXPECT_REPLY as u64;
 const SYNC_REPLY: u64 = uapi::KDBUS_SEND_SYNC_REPLY as u64;
 pub(crate) const PAYLOAD_DBUS: u64 = uapi::KDBUS_PAYLOAD_DBUS;
+/// Offset of the first vector's `size` in a message with one VEC item.
+const VEC_SIZE: usize = MSG_HDR + 16;
 /// Offset of the first vector's `address` in a message with one VEC item.
-const VEC_ADDR: usize = MSG_HDR + 16 + 8;
+const VEC_ADDR: usize = VEC_SIZE + 8;
 
 /// A bus and two connections on it. Dropping it closes everything (the
 /// connections first, then the bus owner).
@@ -108,7 +110,7 @@ impl Peers {
 /// A message and the SEND command pointing at it. Both buffers live on the
 /// heap and are never resized after construction, so the address stored in
 /// `msg_address` stays valid.
-pub(crate) struct Outgoing {
+pub struct Outgoing {
     pub(crate) msg: CmdBuf,
     cmd: CmdBuf,
 }
@@ -126,7 +128,7 @@ impl Outgoing {
     }
 
     /// One PAYLOAD_VEC of `len` bytes at `addr`.
-    fn with_vec(len: usize, addr: u64) -> Self {
+    pub fn with_vec(len: usize, addr: u64) -> Self {
         Self::new(|m| {
             m.push_u64s(ITEM_VEC, &[len as u64, addr]);
         })
@@ -134,11 +136,21 @@ impl Outgoing {
 
     /// One PAYLOAD_VEC of `len` bytes at `addr`, then a DST_NAME item with
     /// `name` (the vector stays the first item, at [`VEC_ADDR`]).
-    fn with_vec_to_name(len: usize, addr: u64, name: &str) -> Self {
+    pub fn with_vec_to_name(len: usize, addr: u64, name: &str) -> Self {
         Self::new(|m| {
             m.push_u64s(ITEM_VEC, &[len as u64, addr]);
             m.push_str(ITEM_DST_NAME, name);
         })
+    }
+
+    /// Points the first PAYLOAD_VEC (of a message made by [`with_vec`] or
+    /// [`with_vec_to_name`]) at `len` bytes at `addr`.
+    ///
+    /// [`with_vec`]: Outgoing::with_vec
+    /// [`with_vec_to_name`]: Outgoing::with_vec_to_name
+    pub fn set_vec(&mut self, len: usize, addr: u64) {
+        self.msg.set_u64(VEC_SIZE, len as u64);
+        self.msg.set_u64(VEC_ADDR, addr);
     }
 
     /// A signal: one PAYLOAD_VEC of `len` bytes at `addr`, then a
@@ -304,6 +316,8 @@ pub enum Serve {
     /// Checks the PAYLOAD_OFF bytes and replies with the same bytes, the
     /// reply's vector pointing straight into its own pool mapping.
     Echo { len: usize },
+    /// The same for payloads of any length (the client checks them).
+    EchoAny,
     /// Maps the memfd, reads it as `Touch` says, unmaps and closes it, and
     /// replies with an 8-byte payload.
     Memfd { len: usize, touch: Touch },
@@ -312,12 +326,13 @@ pub enum Serve {
 const ACK: [u8; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
 /// The server loop: poll, RECV, handle, reply, FREE, until `stop`.
-fn serve(conn: &Connection, mode: Serve, stop: &AtomicBool) -> Result<(), Failure> {
+pub fn serve(conn: &Connection, mode: Serve, stop: &AtomicBool) -> Result<(), Failure> {
     let who = "server";
     let fd = conn.as_raw_fd();
     let mut rcmd = CmdBuf::new(RECV_SIZE);
     let mut reply = match mode {
         Serve::Echo { len } => Outgoing::with_vec(len, 0),
+        Serve::EchoAny => Outgoing::with_vec(0, 0),
         Serve::Memfd { .. } => Outgoing::with_vec(ACK.len(), ACK.as_ptr() as u64),
     };
     let mut cookie = 1u64 << 32;
@@ -346,6 +361,13 @@ fn serve(conn: &Connection, mode: Serve, stop: &AtomicBool) -> Result<(), Failur
                 let p = rx.payload(conn, who)?;
                 check(who, p, len)?;
                 let (_, rel) = rx.vec.unwrap();
+                reply.msg.set_u64(VEC_ADDR, pool + off + rel);
+            }
+            Serve::EchoAny => {
+                let (size, rel) = rx
+                    .vec
+                    .ok_or_else(|| Failure::bad("RECV", who, "no PAYLOAD_OFF item"))?;
+                reply.msg.set_u64(VEC_SIZE, size);
                 reply.msg.set_u64(VEC_ADDR, pool + off + rel);
             }
             Serve::Memfd { len, touch } => {
@@ -443,11 +465,11 @@ pub enum Dst<'a> {
     Name(&'a str),
 }
 
-/// One call from the client: SEND `out` to the server (`dst_id` as given:
-/// its ID, or 0 with a DST_NAME item in `out`), get the reply (sync or
-/// async), check it with `check_reply`, FREE it.
-fn call(
-    peers: &Peers,
+/// One call from the client connection `c`: SEND `out` to the server
+/// (`dst_id` as given: its ID, or 0 with a DST_NAME item in `out`), get the
+/// reply (sync or async), check it with `check_reply`, FREE it.
+pub fn call(
+    c: &Connection,
     dst_id: u64,
     out: &mut Outgoing,
     how: Call,
@@ -455,7 +477,6 @@ fn call(
     rcmd: &mut CmdBuf,
     check_reply: impl FnOnce(&[u8]) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let c = &peers.client;
     let (who, flags) = match how {
         Call::Sync => ("client sync call", SYNC_REPLY),
         Call::Async => ("client async call", 0),
@@ -516,9 +537,15 @@ pub fn rtt_to(
     with_server(peers, Serve::Echo { len }, || {
         run_for(slice, 10, || {
             cookie += 1;
-            call(peers, dst_id, &mut out, how, cookie, &mut rcmd, |p| {
-                check("client", p, len)
-            })
+            call(
+                &peers.client,
+                dst_id,
+                &mut out,
+                how,
+                cookie,
+                &mut rcmd,
+                |p| check("client", p, len),
+            )
         })
     })
 }
@@ -539,17 +566,25 @@ pub fn memfd(
         run_for(slice, 2, || {
             cookie += 1;
             let dst = peers.server.id();
-            call(peers, dst, &mut out, Call::Sync, cookie, &mut rcmd, |p| {
-                if p == ACK {
-                    Ok(())
-                } else {
-                    Err(Failure::bad(
-                        "RECV",
-                        "client",
-                        "reply payload is not the ack",
-                    ))
-                }
-            })
+            call(
+                &peers.client,
+                dst,
+                &mut out,
+                Call::Sync,
+                cookie,
+                &mut rcmd,
+                |p| {
+                    if p == ACK {
+                        Ok(())
+                    } else {
+                        Err(Failure::bad(
+                            "RECV",
+                            "client",
+                            "reply payload is not the ack",
+                        ))
+                    }
+                },
+            )
         })
     })
 }
@@ -599,6 +634,9 @@ mod tests {
         let n = Outgoing::with_vec_to_name(8, data.as_ptr() as u64, "org.kdbus.bench.Echo");
         let nb = n.msg.as_bytes();
         assert_eq!(u64_at(nb, VEC_ADDR), data.as_ptr() as u64);
+        let mut n2 = Outgoing::with_vec_to_name(0, 0, "org.kdbus.bench.Echo");
+        n2.set_vec(8, data.as_ptr() as u64);
+        assert_eq!(n2.msg.as_bytes(), nb);
         let items = parse_bytes(nb);
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].0, ITEM_DST_NAME);

@@ -19,12 +19,11 @@
 //! See `USAGE`. Exits 1 only when a measurement failed (never because of a
 //! ratio), 2 on bad usage.
 
-mod clock;
-mod data;
-mod fanout;
-mod kbench;
-mod sock;
-mod timing;
+use kdbus_bench::report::{
+    bench_ratio, err_field, fmt_ms, fmt_rate, fmt_ratio, fmt_us, human, ncpus, noisy_note, ratio,
+    spread_field, system_line, us, val,
+};
+use kdbus_bench::{clock, data, fanout, kbench, sock, timing};
 
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
@@ -150,16 +149,6 @@ fn parse_args() -> Result<Opts, String> {
     Ok(o)
 }
 
-fn human(n: usize) -> String {
-    if n >= 1 << 20 {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 {
-        format!("{} KiB", n >> 10)
-    } else {
-        format!("{n} B")
-    }
-}
-
 /// `MemAvailable` of a `/proc/meminfo` text, in KiB.
 fn parse_mem_available(meminfo: &str) -> Option<i64> {
     meminfo
@@ -171,26 +160,6 @@ fn parse_mem_available(meminfo: &str) -> Option<i64> {
 
 fn mem_available_kib() -> Option<i64> {
     parse_mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
-}
-
-fn ncpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn system_line() -> String {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "?".into());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
-    format!("kernel {kernel}, {} CPUs ({model})", ncpus())
 }
 
 type Variant<'a> = (
@@ -225,114 +194,6 @@ fn measure_cell(o: &Opts, cell: &str, slice: Duration, variants: &mut [Variant])
             }
             out.record(res);
         }
-    }
-}
-
-/// Rounds that disagree by more than this (half spread, percent) mark a
-/// figure as noisy.
-const NOISY_PCT: f64 = 25.0;
-
-fn noisy_mark(s: &Stat) -> &'static str {
-    if s.spread_pct() > NOISY_PCT {
-        "*"
-    } else {
-        " "
-    }
-}
-
-fn fmt_rate(o: &Outcome) -> String {
-    match (o, o.stat()) {
-        (Outcome::Failed(f), _) => f.code(),
-        (_, Some(s)) => format!("{:.0} ±{:.0}%{}", s.per_s(), s.spread_pct(), noisy_mark(s)),
-        _ => "-".into(),
-    }
-}
-
-fn fmt_us(o: &Outcome) -> String {
-    match (o, o.stat()) {
-        (Outcome::Failed(f), _) => f.code(),
-        (_, Some(s)) => format!(
-            "{:.1} ±{:.0}%{}",
-            s.ms() * 1e3,
-            s.spread_pct(),
-            noisy_mark(s)
-        ),
-        _ => "-".into(),
-    }
-}
-
-fn us(s: &Stat) -> f64 {
-    s.ms() * 1e3
-}
-
-fn fmt_ms(o: &Outcome) -> String {
-    match (o, o.stat()) {
-        (Outcome::Failed(f), _) => f.code(),
-        (_, Some(s)) => format!("{:.3} ±{:.0}%{}", s.ms(), s.spread_pct(), noisy_mark(s)),
-        _ => "-".into(),
-    }
-}
-
-/// The largest spread of the measured outcomes, as a BENCH field.
-fn spread_field(outs: &[&Outcome]) -> String {
-    let m = outs
-        .iter()
-        .filter_map(|o| o.stat())
-        .map(Stat::spread_pct)
-        .fold(f64::NAN, f64::max);
-    if m.is_nan() {
-        String::new()
-    } else {
-        format!(" spread_pct={m:.0}")
-    }
-}
-
-/// Says what a `*` means, if any figure of `outs` has one.
-fn noisy_note<'a>(outs: impl Iterator<Item = &'a Outcome>) {
-    let n = outs
-        .filter_map(Outcome::stat)
-        .filter(|s| s.spread_pct() > NOISY_PCT)
-        .count();
-    if n > 0 {
-        println!(
-            "*: the rounds of {n} figure(s) disagree by more than ±{NOISY_PCT:.0}%: the host was probably busy \
-             (other VMs or builds; cross-CPU wake-ups under TCG suffer most); rerun for reliable figures."
-        );
-    }
-}
-
-/// A machine-readable value: the number, `skipped` or `error`.
-fn val(o: &Outcome, f: impl Fn(&Stat) -> f64, prec: usize) -> String {
-    match (o, o.stat()) {
-        (Outcome::Failed(_), _) => "error".into(),
-        (_, Some(s)) => format!("{:.*}", prec, f(s)),
-        _ => "skipped".into(),
-    }
-}
-
-/// kdbus time / socket time.
-fn ratio(kdbus: &Outcome, socket: &Outcome) -> Option<f64> {
-    Some(kdbus.stat()?.ms() / socket.stat()?.ms())
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or("-".into(), |r| format!("{r:.2}"))
-}
-
-fn bench_ratio(a: &Outcome, b: &Outcome) -> String {
-    match ratio(a, b) {
-        Some(r) => format!("{r:.3}"),
-        None if matches!(a, Outcome::Failed(_)) || matches!(b, Outcome::Failed(_)) => {
-            "error".into()
-        }
-        None => "skipped".into(),
-    }
-}
-
-fn err_field(name: &str, o: &Outcome) -> String {
-    match o {
-        Outcome::Failed(f) => format!(" {name}={}", f.code()),
-        _ => String::new(),
     }
 }
 
@@ -1098,22 +959,5 @@ mod tests {
         assert_eq!(parse_mem_available(m), Some(912340));
         assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
         assert!(mem_available_kib().is_some());
-    }
-
-    #[test]
-    fn formats() {
-        let o = Outcome::Done(Stat {
-            rounds: vec![timing::Sample {
-                iters: 1000,
-                secs: 0.5,
-            }],
-        });
-        assert_eq!(fmt_us(&o), "500.0 ±0% ");
-        assert_eq!(val(&o, us, 2), "500.00");
-        assert_eq!(fmt_us(&Outcome::Skipped), "-");
-        let f = Outcome::Failed(Failure::bad("RECV", "t", "x"));
-        assert_eq!(fmt_us(&f), "RECV:BAD");
-        assert_eq!(bench_ratio(&o, &o), "1.000");
-        assert_eq!(bench_ratio(&f, &o), "error");
     }
 }

@@ -1,0 +1,424 @@
+//! The transports compared, each a client here and an echo server in
+//! another process, behind one small trait.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use kdbus::{Bus, BusMaker, CmdBuf, Connection, Control};
+use kdbus_bench::data::{check, poll_in, write_all};
+use kdbus_bench::kbench::{self, Call, Outgoing, Serve, POOL_SIZE, RECV_SIZE};
+use kdbus_bench::timing::Failure;
+use kdbus_uapi as uapi;
+
+use crate::daemons;
+use crate::proc::Proc;
+use crate::sdbus;
+
+/// The well-known name every echo server owns.
+pub const NAME: &str = "org.kdbus.bench.Echo";
+/// Its object path, interface and method: `Echo(ay) -> ay`.
+pub const PATH: &str = "/org/kdbus/bench";
+pub const IFACE: &str = "org.kdbus.bench.Echo";
+pub const MEMBER: &str = "Echo";
+
+/// How long a server or broker may take to say it is ready (a TCG guest
+/// on a busy host is slow to start dynamically linked programs).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One side of a method call: sends `payload` to the echo server and
+/// returns once the same bytes came back and were spot-checked.
+pub trait Peer {
+    fn call(&mut self, payload: &[u8]) -> Result<(), Failure>;
+}
+
+/// The transports, in the order of the table's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// AF_UNIX `SOCK_SEQPACKET` pair, the bytes as they are: the baseline.
+    Socket,
+    /// kdbus through the low-level `lib/kdbus`: one PAYLOAD_VEC holding the
+    /// bytes, no D-Bus header or marshalling.
+    KdbusRaw,
+    /// kdbus through the project's D-Bus client library (`lib/kdbus-client`):
+    /// not in this tree yet, see [`start_kdbus_dbus`].
+    KdbusDbus,
+    /// dbus-daemon, sd-bus on both ends.
+    DbusDaemon,
+    /// dbus-broker (through dbus-broker-launch), sd-bus on both ends.
+    DbusBroker,
+}
+
+pub const ALL: [Kind; 5] = [
+    Kind::Socket,
+    Kind::KdbusRaw,
+    Kind::KdbusDbus,
+    Kind::DbusDaemon,
+    Kind::DbusBroker,
+];
+
+impl Kind {
+    /// The name on the command line (`--only`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Socket => "socket",
+            Kind::KdbusRaw => "kdbus",
+            Kind::KdbusDbus => "kdbus-dbus",
+            Kind::DbusDaemon => "dbus-daemon",
+            Kind::DbusBroker => "dbus-broker",
+        }
+    }
+
+    /// The prefix of its BENCH fields.
+    pub fn field(self) -> &'static str {
+        match self {
+            Kind::Socket => "socket",
+            Kind::KdbusRaw => "kdbus_raw",
+            Kind::KdbusDbus => "kdbus_dbus",
+            Kind::DbusDaemon => "dbus_daemon",
+            Kind::DbusBroker => "dbus_broker",
+        }
+    }
+
+    /// Its table column.
+    pub fn column(self) -> &'static str {
+        match self {
+            Kind::Socket => "socketpair/s",
+            Kind::KdbusRaw => "kdbus raw/s",
+            Kind::KdbusDbus => "kdbus D-Bus/s",
+            Kind::DbusDaemon => "dbus-daemon/s",
+            Kind::DbusBroker => "dbus-broker/s",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        ALL.into_iter().find(|k| k.key() == s)
+    }
+}
+
+/// What every transport's setup needs.
+pub struct Env {
+    /// Sockets, configs and logs (under /tmp, removed at the end).
+    pub dir: PathBuf,
+    /// This program, re-run as the servers.
+    pub exe: PathBuf,
+    /// The kdbusfs mount point.
+    pub mount: String,
+    pub dbus_daemon: PathBuf,
+    pub broker_launch: PathBuf,
+    /// The inotify stand-in for dbus-broker-launch (see `daemons`).
+    pub inotify_shim: Option<PathBuf>,
+}
+
+impl Env {
+    fn server(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.exe);
+        c.arg("serve").args(args);
+        c
+    }
+}
+
+/// A transport set up: the client, its server process and whatever else
+/// lives as long as they do (a broker, the bus).
+pub struct Running {
+    pub peer: Box<dyn Peer>,
+    /// The server first, then a broker.
+    pub procs: Vec<Proc>,
+    /// The kdbus bus (closed last).
+    pub bus: Option<Bus>,
+    /// One line about the setup, for the report.
+    pub about: String,
+}
+
+impl Running {
+    /// Closes the client, ends the processes (server, then broker), closes
+    /// the bus. Returns a note for each process that did not exit cleanly.
+    pub fn stop(self) -> Vec<String> {
+        let Running {
+            peer,
+            mut procs,
+            bus,
+            ..
+        } = self;
+        drop(peer);
+        let mut notes = Vec::new();
+        for p in &mut procs {
+            let (how, clean) = p.stop();
+            if !clean {
+                notes.push(format!(
+                    "{} ended with {how} ({})",
+                    p.name,
+                    p.log().display()
+                ));
+            }
+        }
+        drop(bus);
+        notes
+    }
+}
+
+/// Sets up `kind`: `Ok(Err(reason))` when it cannot run in this tree (a
+/// skipped measurement, not a failure).
+pub fn start(kind: Kind, env: &Env) -> Result<Result<Running, String>, Failure> {
+    match kind {
+        Kind::Socket => start_socket(env).map(Ok),
+        Kind::KdbusRaw => start_kdbus_raw(env).map(Ok),
+        Kind::KdbusDbus => Ok(start_kdbus_dbus(env)),
+        Kind::DbusDaemon => {
+            let (broker, address) = daemons::dbus_daemon(env)?;
+            start_sdbus(env, "dbus-daemon", broker, &address).map(Ok)
+        }
+        Kind::DbusBroker => {
+            let (broker, address) = daemons::dbus_broker(env)?;
+            start_sdbus(env, "dbus-broker", broker, &address).map(Ok)
+        }
+    }
+}
+
+// --- socketpair ---------------------------------------------------------------
+
+fn socketpair() -> Result<(OwnedFd, OwnedFd), Failure> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Failure::last("socketpair", "socket baseline"));
+    }
+    // SAFETY: two fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The socket's descriptor number in the server.
+const SERVER_FD: RawFd = 3;
+
+struct SocketPeer {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Peer for SocketPeer {
+    fn call(&mut self, payload: &[u8]) -> Result<(), Failure> {
+        let fd = self.fd.as_raw_fd();
+        write_all(fd, payload).map_err(|e| e.also("socket client"))?;
+        if self.buf.len() <= payload.len() {
+            self.buf.resize(payload.len() + 1, 1);
+        }
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().cast(), self.buf.len()) };
+        if n < 0 {
+            return Err(Failure::last("read", "socket client"));
+        }
+        check("socket client", &self.buf[..n as usize], payload.len())
+    }
+}
+
+fn start_socket(env: &Env) -> Result<Running, Failure> {
+    let (client, server) = socketpair()?;
+    let mut p = Proc::spawn(
+        "socket server",
+        env.server(&["socket", &SERVER_FD.to_string()]),
+        &env.dir.join("socket-server.log"),
+        vec![(server, SERVER_FD)],
+        false,
+    )?;
+    p.ready(READY_TIMEOUT)?;
+    Ok(Running {
+        peer: Box::new(SocketPeer {
+            fd: client,
+            buf: Vec::new(),
+        }),
+        procs: vec![p],
+        bus: None,
+        about: "socketpair: AF_UNIX SOCK_SEQPACKET, the server polls, reads, writes back".into(),
+    })
+}
+
+/// The largest message the socket server echoes.
+pub const SOCKET_MAX: usize = 1 << 20;
+
+/// The socket server: poll, read a message, write it back, until the
+/// client closes its end.
+pub fn serve_socket(fd: RawFd) -> Result<(), Failure> {
+    let who = "socket server";
+    println!("ready fd {fd}");
+    let mut buf = vec![0u8; SOCKET_MAX + 1];
+    loop {
+        match poll_in(fd, -1, who) {
+            Ok(_) => {}
+            Err(e) if e.op == "poll" && e.errno.is_none() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(Failure::last("read", who));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        if n as usize == buf.len() {
+            return Err(Failure::bad(
+                "read",
+                who,
+                format!("message over {SOCKET_MAX} bytes"),
+            ));
+        }
+        write_all(fd, &buf[..n as usize]).map_err(|e| e.also(who))?;
+    }
+}
+
+// --- kdbus through lib/kdbus (no D-Bus marshalling) ---------------------------
+
+struct KdbusRawPeer {
+    conn: Connection,
+    out: Outgoing,
+    rcmd: CmdBuf,
+    cookie: u64,
+}
+
+impl Peer for KdbusRawPeer {
+    fn call(&mut self, payload: &[u8]) -> Result<(), Failure> {
+        self.cookie += 1;
+        self.out.set_vec(payload.len(), payload.as_ptr() as u64);
+        kbench::call(
+            &self.conn,
+            0,
+            &mut self.out,
+            Call::Sync,
+            self.cookie,
+            &mut self.rcmd,
+            |p| check("kdbus client", p, payload.len()),
+        )
+    }
+}
+
+fn start_kdbus_raw(env: &Env) -> Result<Running, Failure> {
+    let who = "kdbus setup";
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let control = Control::open(&env.mount).map_err(|e| {
+        Failure::sys("open", who, e).also(format!("{}/control (kdbusfs mounted?)", env.mount))
+    })?;
+    let bus = BusMaker::new(format!("{euid}-peers-{}", std::process::id()))
+        .make(control)
+        .map_err(|e| Failure::sys("BUS_MAKE", who, e))?;
+    let endpoint = bus.endpoint();
+    let ep = endpoint.to_string_lossy().into_owned();
+    let mut p = Proc::spawn(
+        "kdbus server",
+        env.server(&["kdbus", &ep]),
+        &env.dir.join("kdbus-server.log"),
+        Vec::new(),
+        false,
+    )?;
+    p.ready(READY_TIMEOUT)?;
+    let conn = hello(&endpoint, "kdbus client")?;
+    Ok(Running {
+        peer: Box::new(KdbusRawPeer {
+            conn,
+            out: Outgoing::with_vec_to_name(0, 0, NAME),
+            rcmd: CmdBuf::new(RECV_SIZE),
+            cookie: 0,
+        }),
+        procs: vec![p],
+        bus: Some(bus),
+        about: format!(
+            "kdbus raw: lib/kdbus, no D-Bus marshalling: a sync call (EXPECT_REPLY + SYNC_REPLY) \
+             to {NAME} (DST_NAME) with the bytes as one PAYLOAD_VEC; the server (another process) \
+             polls, RECVs, replies with the bytes from its pool, FREEs"
+        ),
+    })
+}
+
+fn hello(endpoint: &std::path::Path, who: &str) -> Result<Connection, Failure> {
+    let flags = uapi::KDBUS_HELLO_ACCEPT_FD as u64;
+    let c = Connection::hello(endpoint, flags, 0, 0, POOL_SIZE)
+        .map_err(|e| Failure::sys("HELLO", who.to_owned(), e))?;
+    c.free(c.hello_reply().offset)
+        .map_err(|e| Failure::sys("FREE", who.to_owned(), e))?;
+    Ok(c)
+}
+
+/// The raw kdbus server: HELLO on `endpoint`, own [`NAME`], echo every
+/// call's PAYLOAD_VEC until the process is ended.
+pub fn serve_kdbus_raw(endpoint: &str) -> Result<(), Failure> {
+    let who = "kdbus server";
+    let conn = hello(std::path::Path::new(endpoint), who)?;
+    conn.name_acquire(NAME, 0)
+        .map_err(|e| Failure::sys("NAME_ACQUIRE", who, e).also(NAME))?;
+    println!("ready id {}", conn.id());
+    kbench::serve(&conn, Serve::EchoAny, &AtomicBool::new(false))
+}
+
+// --- kdbus through the D-Bus client library ------------------------------------
+
+// ============================ PLUG-IN POINT ==================================
+// lib/kdbus-client (the project's D-Bus client library) is being written in
+// another branch and is not in this tree yet. When it lands:
+//
+// 1. tools/testing/bench/Cargo.toml: `kdbus-client = { path = "../../../lib/kdbus-client" }`.
+// 2. Here: a `KdbusDbusPeer` holding a `kdbus_client::Connection` opened on
+//    the bus endpoint (`bus.endpoint()`, as `start_kdbus_raw` does), whose
+//    `Peer::call` sends a method call `NAME` `PATH` `IFACE`.`MEMBER` with the
+//    payload as its one `ay` argument (`call_method`), waits for the reply
+//    and spot-checks the returned bytes with `check(...)`.
+// 3. `serve_kdbus_dbus(endpoint)`: a `kdbus_client::Connection` that owns
+//    `NAME`, prints `ready ...` and answers each `Echo(ay)` with the same
+//    bytes (`reply`), in a loop on `receive`.
+// 4. `start_kdbus_dbus`: make a bus as `start_kdbus_raw` does, spawn
+//    `env.server(&["kdbus-dbus", &endpoint])`, wait for `ready`, and return
+//    `Ok(Running { .. })`; and in main.rs' `serve()` dispatch "kdbus-dbus" to
+//    `serve_kdbus_dbus`.
+// The table column (`kdbus D-Bus/s`) and the BENCH fields
+// (`kdbus_dbus_per_s`, `kdbus_dbus_ratio`) exist already and read
+// `skipped` until then.
+// ==============================================================================
+
+/// Why there is no kdbus D-Bus measurement yet.
+pub const KDBUS_DBUS_MISSING: &str =
+    "lib/kdbus-client (the D-Bus client library) is not in this tree yet";
+
+fn start_kdbus_dbus(_env: &Env) -> Result<Running, String> {
+    Err(KDBUS_DBUS_MISSING.into())
+}
+
+/// The server side of the plug-in point above.
+pub fn serve_kdbus_dbus(_endpoint: &str) -> Result<(), Failure> {
+    Err(Failure::bad(
+        "serve",
+        "kdbus D-Bus server",
+        KDBUS_DBUS_MISSING,
+    ))
+}
+
+// --- sd-bus through a broker ---------------------------------------------------
+
+fn start_sdbus(env: &Env, bus: &str, broker: Proc, address: &str) -> Result<Running, Failure> {
+    let mut server = Proc::spawn(
+        &format!("sd-bus server on {bus}"),
+        env.server(&["sdbus", address]),
+        &env.dir.join(format!("sdbus-server-{bus}.log")),
+        Vec::new(),
+        false,
+    )?;
+    server.ready(READY_TIMEOUT)?;
+    let client = sdbus::Client::connect(address, &format!("sd-bus client via {bus}"))?;
+    Ok(Running {
+        peer: Box::new(client),
+        procs: vec![server, broker],
+        bus: None,
+        about: format!(
+            "{bus}: sd-bus on both ends: sd_bus_call of {NAME} {PATH} {IFACE}.{MEMBER}(ay) through \
+             the broker; the server (another process) answers from an sd_bus_add_object callback"
+        ),
+    })
+}
