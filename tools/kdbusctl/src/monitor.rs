@@ -53,6 +53,28 @@ fn parse_rule(r: &str) -> Result<MatchRule> {
     })
 }
 
+/// `rule.matches(m)` for a monitor, which gets every sender's names
+/// (`KDBUS_ATTACH_NAMES`): a well-known `sender=` matches only a sender
+/// that owns the name (no NAMES item: it owns none), never the kernel's
+/// synthesized messages.
+pub fn rule_matches(rule: &MatchRule, m: &Message) -> bool {
+    if let Some(s) = &rule.sender {
+        let special = kdbus_client::message::parse_unique_name(s).is_some()
+            || s == kdbus_client::message::DBUS_NAME;
+        if !special {
+            if m.sender() == Some(kdbus_client::message::DBUS_NAME)
+                || m.metadata().owns(s) != Some(true)
+            {
+                return false;
+            }
+            let mut r = rule.clone();
+            r.sender = None;
+            return r.matches(m);
+        }
+    }
+    rule.matches(m)
+}
+
 fn notification_text(n: &Notification) -> String {
     match n {
         Notification::IdAdd(i) => format!("ID_ADD Id={} Flags={:#x}", i.id, i.flags),
@@ -386,7 +408,7 @@ pub fn run(endpoint: &Path, rules: &[MatchRule], w: &WatchArgs, mut sink: Sink<'
                 continue;
             }
         };
-        if !rules.is_empty() && !rules.iter().any(|r| r.matches(&msg)) {
+        if !rules.is_empty() && !rules.iter().any(|r| rule_matches(r, &msg)) {
             continue;
         }
         handled += 1;
