@@ -33,8 +33,7 @@ fn main() -> kdbus_client::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let queue = args.iter().any(|a| a == "--queue");
     args.retain(|a| a != "--queue");
-    let (Some(endpoint), names) = (args.first().cloned(), args.get(1..).unwrap_or_default())
-    else {
+    let (Some(endpoint), names) = (args.first().cloned(), args.get(1..).unwrap_or_default()) else {
         eprintln!("usage: test-service ENDPOINT NAME [NAME...] [--queue]");
         std::process::exit(2);
     };

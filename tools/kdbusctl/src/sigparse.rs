@@ -210,10 +210,25 @@ fn value(t: &Ty, w: &mut Words<'_>) -> Result<Value<'static>> {
                     ObjectPath::try_from(v.clone())
                         .map_err(|_| usage(format!("invalid object path '{v}'")))?,
                 ),
-                'g' => Value::Signature(
-                    Signature::try_from(v.as_str())
-                        .map_err(|_| usage(format!("invalid signature value '{v}'")))?,
-                ),
+                'g' => {
+                    // zvariant 5 keeps several complete types as one
+                    // structure and would send "(sa{sv})" for "sa{sv}":
+                    // refuse rather than send something else.
+                    if parse_signature(&v)
+                        .map_err(|_| usage(format!("invalid signature value '{v}'")))?
+                        .len()
+                        > 1
+                    {
+                        return Err(usage(format!(
+                            "signature value '{v}': more than one complete type is not supported \
+                             (zvariant would send it in parentheses)"
+                        )));
+                    }
+                    Value::Signature(
+                        Signature::try_from(v.as_str())
+                            .map_err(|_| usage(format!("invalid signature value '{v}'")))?,
+                    )
+                }
                 'h' => {
                     return Err(usage(
                         "UNIX file descriptors (h) are not supported as arguments",
@@ -342,7 +357,7 @@ mod tests {
         assert_eq!(v, vec![Value::Value(Box::new(Value::from("x")))]);
         let v = parse_args(
             "bynqiuxtdog",
-            &w("yes 255 -3 7 -9 0x10 -1 18446744073709551615 2.5 /a/b sa{sv}"),
+            &w("yes 255 -3 7 -9 0x10 -1 18446744073709551615 2.5 /a/b a{sv}"),
         )
         .unwrap();
         assert_eq!(
@@ -358,7 +373,7 @@ mod tests {
                 Value::U64(u64::MAX),
                 Value::F64(2.5),
                 Value::ObjectPath(ObjectPath::try_from("/a/b").unwrap()),
-                Value::Signature(Signature::try_from("sa{sv}").unwrap()),
+                Value::Signature(Signature::try_from("a{sv}").unwrap()),
             ]
         );
         assert!(parse_args("", &[]).unwrap().is_empty());
@@ -414,6 +429,7 @@ mod tests {
         assert!(e("o", "rel/path").contains("invalid object path"));
         assert!(e("v", "ss a b").contains("exactly one complete type"));
         assert!(e("h", "0").contains("not supported"));
+        assert!(e("g", "sa{sv}").contains("more than one complete type"));
         assert!(parse_signature(&"s".repeat(256)).is_err());
         let deep = format!("{}s{}", "(".repeat(70), ")".repeat(70));
         assert!(parse_signature(&deep).is_err());

@@ -83,14 +83,14 @@ t status-bus-creator sh -c 'kdbusctl --bus test status >/tmp/out 2>/tmp/err && g
   grep -qx "Comm=kdbusctl" /tmp/out && grep -q "^BusID=[0-9a-f]\{32\}$" /tmp/out'
 
 # ---- call ----
-callt() { name=$1; want=$2; shift 2; if run 0 kdbusctl $B call $C Echo "$@" && is "$want"; then ok "$name"; else notok "$name"; fi; }
+callt() { cname=$1; cwant=$2; shift 2; if run 0 kdbusctl $B call $C Echo "$@" && is "$cwant"; then ok "$cname"; else notok "$cname"; fi; }
 callt call-s 's "hello"' s hello
 callt call-as 'as 3 "a" "b" "c"' as 3 a b c
 callt call-a{sv} 'a{sv} 1 "key" s "val"' 'a{sv}' 1 key s val
 callt call-struct '(si) "str" 5' '(si)' str 5
 callt call-variant 'v s "x"' v s x
-callt call-mixed 'bynqiuxtdog true 255 -3 7 -9 16 -1 18446744073709551615 2.5 "/a/b" "sa{sv}"' \
-  bynqiuxtdog yes 255 -3 7 -9 0x10 -1 18446744073709551615 2.5 /a/b 'sa{sv}'
+callt call-mixed 'bynqiuxtdog true 255 -3 7 -9 16 -1 18446744073709551615 2.5 "/a/b" "a{sv}"' \
+  bynqiuxtdog yes 255 -3 7 -9 0x10 -1 18446744073709551615 2.5 /a/b 'a{sv}'
 callt call-nested 'a(sas) 2 "x" 1 "y" "z" 0' 'a(sas)' 2 x 1 y z 0
 if run 0 kdbusctl $B --json=short call $C Echo 'sa{sv}' hi 1 k u 5 &&
    is '{"type":"sa{sv}","data":["hi",{"k":{"type":"u","data":5}}]}'; then ok call-json-short; else notok call-json-short; fi
