@@ -155,7 +155,11 @@ fn hold(fd: OwnedFd, what: &Path, h: &HoldArgs) -> Result<()> {
 pub fn make_bus(a: &MakeBusArgs) -> Result<()> {
     let name = prefixed(&a.name);
     check_sysname("bus", &name)?;
-    if a.bloom_size < 8 || a.bloom_size > 4096 || !a.bloom_size.is_multiple_of(8) || a.bloom_hashes == 0 {
+    if a.bloom_size < 8
+        || a.bloom_size > 4096
+        || !a.bloom_size.is_multiple_of(8)
+        || a.bloom_hashes == 0
+    {
         return Err(usage(format!(
             "invalid bloom parameters {} bytes / {} hashes: the size must be a multiple of 8 in 8..4096, at least 1 hash",
             a.bloom_size, a.bloom_hashes
