@@ -39,7 +39,7 @@ use std::io::Write;
 use kdbus_client::wire::{field, Header};
 use kdbus_client::Message;
 use zvariant::serialized::Context;
-use zvariant::{Signature, StructureBuilder, Value, LE};
+use zvariant::{StructureBuilder, Value, LE};
 
 /// `LINKTYPE_DBUS`.
 pub const LINKTYPE_DBUS: u32 = 231;
@@ -106,34 +106,33 @@ pub fn dbus1(
             .bytes()
             .to_vec()
     };
-    let mut fields: Vec<(u8, Value<'_>)> = Vec::new();
+    // The field array a(yv), written here: zvariant keeps a signature of
+    // several complete types as a structure and would write "(sasu)" for
+    // the SIGNATURE "sasu".
+    let mut fields: Vec<(u8, Field)> = Vec::new();
     let mut gv = header.clone();
     gv.sender = None;
+    gv.unix_fds = None;
     for (code, v) in gv.fields().map_err(|e| ConvertError(e.to_string()))? {
-        let v = match (code, v) {
-            (field::REPLY_SERIAL, Value::U64(n)) => Value::U32(u32_of(n, "reply cookie")?),
-            (_, v) => v,
+        let f = match v {
+            Value::U64(n) => Field::U(u32_of(n, "reply cookie")?),
+            Value::U32(n) => Field::U(n),
+            Value::ObjectPath(p) => Field::O(p.as_str().to_string()),
+            Value::Str(st) => Field::S(st.as_str().to_string()),
+            other => return Err(ConvertError(format!("header field {code}: {other:?}"))),
         };
-        if code == field::UNIX_FDS {
-            continue;
-        }
-        fields.push((code as u8, v));
+        fields.push((code as u8, f));
     }
     if let Some(s) = sender {
-        fields.push((field::SENDER as u8, Value::from(s)));
+        fields.push((field::SENDER as u8, Field::S(s.to_string())));
     }
     if !header.signature.is_empty() {
-        let sig = Signature::try_from(header.signature.as_str())
-            .map_err(|e| ConvertError(format!("signature: {e}")))?;
-        fields.push((field::SIGNATURE as u8, Value::Signature(sig)));
+        fields.push((field::SIGNATURE as u8, Field::G(header.signature.clone())));
     }
     if let Some(n) = header.unix_fds {
-        fields.push((field::UNIX_FDS as u8, Value::U32(n)));
+        fields.push((field::UNIX_FDS as u8, Field::U(n)));
     }
-    // The field array a(yv) at offset 12: u32 length, entries 8-aligned.
-    let farr = zvariant::to_bytes(dbus1_context(12), &fields)
-        .map_err(|e| ConvertError(format!("header fields: {e}")))?;
-    let farr = farr.bytes();
+    let farr = field_array(&fields);
     let mut out = Vec::with_capacity(16 + farr.len() + 8 + body.len());
     out.push(b'l');
     out.push(header.msg_type.code());
@@ -141,12 +140,69 @@ pub fn dbus1(
     out.push(1);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&serial.to_le_bytes());
-    out.extend_from_slice(farr);
-    while out.len() % 8 != 0 {
+    out.extend_from_slice(&farr);
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// A dbus1 header field value.
+enum Field {
+    /// `s`.
+    S(String),
+    /// `o`.
+    O(String),
+    /// `g`.
+    G(String),
+    /// `u`.
+    U(u32),
+}
+
+/// The dbus1 `a(yv)` of `fields` as it sits at message offset 12: u32
+/// length (without trailing padding), then each entry 8-aligned: code,
+/// the variant's signature (length, type, NUL), the value aligned to its
+/// type.
+fn field_array(fields: &[(u8, Field)]) -> Vec<u8> {
+    let mut b: Vec<u8> = Vec::new();
+    // Positions are message offsets; the array data starts at 16.
+    let pad = |b: &mut Vec<u8>, a: usize| {
+        while !(16 + b.len()).is_multiple_of(a) {
+            b.push(0);
+        }
+    };
+    for (code, f) in fields {
+        pad(&mut b, 8);
+        b.push(*code);
+        let (t, bytes): (u8, Vec<u8>) = match f {
+            Field::S(s) => (b's', s.as_bytes().to_vec()),
+            Field::O(s) => (b'o', s.as_bytes().to_vec()),
+            Field::G(s) => (b'g', s.as_bytes().to_vec()),
+            Field::U(_) => (b'u', Vec::new()),
+        };
+        b.extend_from_slice(&[1, t, 0]);
+        match f {
+            Field::U(n) => {
+                pad(&mut b, 4);
+                b.extend_from_slice(&n.to_le_bytes());
+            }
+            Field::G(_) => {
+                b.push(bytes.len() as u8);
+                b.extend_from_slice(&bytes);
+                b.push(0);
+            }
+            _ => {
+                pad(&mut b, 4);
+                b.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                b.extend_from_slice(&bytes);
+                b.push(0);
+            }
+        }
+    }
+    let mut out = (b.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&b);
+    out
 }
 
 /// The dbus1 form of a received message (SENDER from the kernel's
@@ -314,5 +370,91 @@ mod tests {
         let r = record(&msg, 0, DEFAULT_SNAPLEN);
         assert_eq!(r.len(), 16 + 135);
         assert_eq!(&r[8..16], &hex("87 00 00 00 87 00 00 00")[..]);
+    }
+
+    /// Wireshark's dissector reads what we write (runs `tshark` if it is
+    /// installed, e.g. `apt-get install tshark`; skipped otherwise).
+    #[test]
+    fn wireshark_reads_the_capture() {
+        if std::process::Command::new("tshark")
+            .arg("-v")
+            .output()
+            .is_err()
+        {
+            eprintln!("tshark not installed: skipped");
+            return;
+        }
+        let path = std::env::temp_dir().join(format!("kdbusctl-{}.pcap", std::process::id()));
+        let mut w =
+            PcapWriter::new(std::fs::File::create(&path).unwrap(), DEFAULT_SNAPLEN).unwrap();
+        w.packet(
+            &dbus1(&call_9_1(), &[Value::from("hi")], Some(":1.5")).unwrap(),
+            1_000_000_000,
+        )
+        .unwrap();
+        let vals = crate::sigparse::parse_args(
+            "sasua{sv}",
+            &["ab", "2", "c", "de", "7", "1", "k", "u", "5"].map(String::from),
+        )
+        .unwrap();
+        let mut h = Header::new(MessageType::MethodReturn);
+        h.flags = 1;
+        h.cookie = 2;
+        h.reply_serial = Some(1);
+        h.destination = Some(":1.5".into());
+        h.signature = "sasua{sv}".into();
+        w.packet(&dbus1(&h, &vals, Some(":1.7")).unwrap(), 2_000_000_000)
+            .unwrap();
+        drop(w);
+        let out = std::process::Command::new("tshark")
+            .args([
+                "-r",
+                path.to_str().unwrap(),
+                "-T",
+                "fields",
+                "-E",
+                "separator=|",
+            ])
+            .args([
+                "-e",
+                "dbus.message_type",
+                "-e",
+                "dbus.version",
+                "-e",
+                "dbus.serial",
+            ])
+            .args([
+                "-e",
+                "dbus.member",
+                "-e",
+                "dbus.sender",
+                "-e",
+                "dbus.reply_serial",
+            ])
+            .args([
+                "-e",
+                "dbus.signature",
+                "-e",
+                "dbus.type.string",
+                "-e",
+                "dbus.type.uint32",
+            ])
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0], "1|1|1|Ping|:1.5||s|hi|", "{text}");
+        assert_eq!(lines[1], "2|1|2||:1.7|1|sasua{sv}|ab,c,de,k|7,5", "{text}");
+        // And the bytes: SIGNATURE "sasua{sv}" without parentheses.
+        let b = dbus1(&h, &vals, None).unwrap();
+        let g = hex("08 01 67 00 09 73 61 73 75 61 7b 73 76 7d 00");
+        assert!(b.windows(g.len()).any(|w| w == &g[..]));
     }
 }
