@@ -210,8 +210,13 @@ fn owned_fd(fd: i32) -> Option<OwnedFd> {
 
 /// A delivered message converted: the D-Bus message, `Ok(None)` for one
 /// that is ignored (an unknown payload type, a notification that maps to
-/// nothing), `Err` for an invalid one (dropped by the caller).
-pub(crate) fn incoming(km: &kdbus::Message<'_>, own_id: u64) -> Result<Option<Message>> {
+/// nothing), `Err` for an invalid one (dropped by the caller). `own_id` is
+/// the receiver's id (the destination of messages sent to `dst_id` 0).
+///
+/// Public for receivers that RECV on their own, e.g. a monitor connection
+/// (`kdbusctl monitor`); the descriptors of the message are owned by the
+/// result (closed when it is dropped).
+pub fn incoming(km: &kdbus::Message<'_>, own_id: u64) -> Result<Option<Message>> {
     // Own every descriptor first, so that they are closed whatever happens.
     let fds: Vec<OwnedFd> = km
         .fds()
