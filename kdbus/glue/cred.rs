@@ -278,13 +278,6 @@ impl UserNamespace {
         }
     }
 
-    /// `kgid` as seen in this namespace, `None` if it has no mapping there.
-    pub(crate) fn map_gid(&self, kgid: Kgid) -> Option<u32> {
-        // SAFETY: `self` is live (invariant).
-        let gid = unsafe { bindings::from_kgid(self.0.get(), kgid.to_kgid_t()) };
-        (gid != u32::MAX).then_some(gid)
-    }
-
     /// `kuid` as seen in this namespace, the overflow uid if unmapped.
     pub(crate) fn map_uid_or_overflow(&self, kuid: Kuid) -> u32 {
         // SAFETY: `self` is live (invariant).

@@ -60,11 +60,6 @@ impl Pid {
         let nr = unsafe { bindings::pid_nr_ns(self.0.get(), ns.0.get()) };
         u32::try_from(nr).unwrap_or(0)
     }
-
-    /// Whether `self` and `other` are the same pid.
-    pub(crate) fn is(&self, other: &Pid) -> bool {
-        core::ptr::eq(self, other)
-    }
 }
 
 /// A pid namespace.
