@@ -292,6 +292,8 @@ pub(crate) struct State {
     pub pending: HashSet<u64>,
     reader: bool,
     rules: Vec<(u64, MatchRule)>,
+    /// Broadcast signals the kernel delivered that no rule accepted.
+    unmatched: u64,
 }
 
 /// A kdbus connection speaking D-Bus.
@@ -389,6 +391,16 @@ impl Connection {
     /// full) so far.
     pub fn lost_messages(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
+    }
+
+    /// How many broadcast signals the kernel delivered so far that none of
+    /// this connection's match rules accepted when re-checked in userspace
+    /// (bloom filter false positives, or rules with conditions a bloom
+    /// mask cannot express); they were dropped, not returned by
+    /// [`Connection::receive`]. Zero means the kernel's bloom filtering
+    /// alone kept every other broadcast away.
+    pub fn unmatched_broadcasts(&self) -> u64 {
+        self.lock().unmatched
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -969,6 +981,7 @@ pub(crate) fn dispatch(st: &mut State, m: Message) {
         && m.is_broadcast()
         && !st.rules.iter().any(|(_, r)| r.matches(&m))
     {
+        st.unmatched += 1;
         return;
     }
     st.queue.push_back(m);
