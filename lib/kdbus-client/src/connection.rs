@@ -565,23 +565,35 @@ impl Connection {
     }
 
     /// Replies to `call` with `body` (nothing is sent if the call expects
-    /// no reply).
+    /// no reply). A reply nobody waits for any more is not an error: when
+    /// the caller's timeout passed (or it cancelled), the kernel has closed
+    /// the call's window and refuses the reply with `EBADSLT` (message.md
+    /// 8.1, 8.2), which is dropped here, as dbus-daemon drops late replies.
     pub fn reply<B>(&self, call: &Message, body: &B) -> Result<()>
     where
         B: Serialize + DynamicType + ?Sized,
     {
         if call.expects_reply() {
-            self.send(&Message::method_return(call).build(body)?)?;
+            self.send_reply(&Message::method_return(call).build(body)?)?;
         }
         Ok(())
     }
 
-    /// Replies to `call` with the error `name` and text `message`.
+    /// Replies to `call` with the error `name` and text `message` (a late
+    /// reply is dropped as in [`Connection::reply`]).
     pub fn reply_error(&self, call: &Message, name: &str, message: &str) -> Result<()> {
         if call.expects_reply() {
-            self.send(&Message::error_reply(call, name, message)?)?;
+            self.send_reply(&Message::error_reply(call, name, message)?)?;
         }
         Ok(())
+    }
+
+    fn send_reply(&self, reply: &Message) -> Result<()> {
+        match self.send(reply) {
+            Ok(_) => Ok(()),
+            Err(e) if e.errno() == Some(Errno::EBADSLT) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Emits the signal `interface.member` from `path` with `body`: a
