@@ -38,7 +38,13 @@ if [ -z "$ctl" ] && cargo metadata --no-deps --format-version 1 2>/dev/null |
   fi
 fi
 ctl_args=()
-[ -z "$ctl" ] || ctl_args=(--bin "$ctl")
+if [ -n "$ctl" ]; then
+  # Installed under its own name whatever the file is called.
+  mkdir -p "$out/ctl" && install -m 0755 "$ctl" "$out/ctl/kdbusctl"
+  ctl_args=(--bin "$out/ctl/kdbusctl")
+else
+  rm -rf "$out/ctl"
+fi
 
 bins=()
 for b in system-bus echo-service echo-client listener; do bins+=(--bin "$bin/$b"); done

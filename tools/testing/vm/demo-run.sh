@@ -31,7 +31,7 @@ ctl_skipped() {
 }
 
 say "kdbus demo on Linux $(uname -r): the kernel command line has kdbus=1, so init loaded"
-say "kdbus.ko and mounted kdbusfs on /sys/fs/kdbus: $(ls /sys/fs/kdbus | tr '\n' ' ')"
+say "kdbus.ko and mounted kdbusfs on /sys/fs/kdbus, which holds: $(echo $(ls /sys/fs/kdbus))"
 
 step "1. init makes the system bus (as PID 1 would, before any service starts)"
 system-bus --ready /tmp/bus.ready & BUS=$!; pids="$pids $BUS"
