@@ -217,9 +217,9 @@ impl Task {
         if end <= start {
             return Ok(None);
         }
-        let len = ((end - start) as usize).min(max);
+        let len = (end - start).min(max);
         let mut out = KVec::new();
-        match UserSlice::new(start as usize, len).read_all(&mut out, gfp()) {
+        match UserSlice::new(start, len).read_all(&mut out, gfp()) {
             Ok(()) => Ok(Some(out)),
             Err(e) if e == ENOMEM => Err(e.into()),
             Err(_) => Ok(None),
