@@ -19,10 +19,7 @@ fn echo(conn: &Connection, text: &str, times: u32) -> kdbus_client::Result<()> {
     say(WHO, format!("calls {NAME} Echo(s {text:?}, u {times})"));
     let reply = conn.call_method(NAME, PATH, Some(IFACE), "Echo", &(text, times))?;
     let (echoed, len): (String, u32) = reply.body()?;
-    let pid = reply
-        .metadata()
-        .pid()
-        .map_or("?".into(), |p| p.to_string());
+    let pid = reply.metadata().pid().map_or("?".into(), |p| p.to_string());
     say(
         WHO,
         format!(
@@ -38,7 +35,11 @@ fn show_error(what: &str, r: kdbus_client::Result<Message>) {
     match r {
         Err(e) => say(
             WHO,
-            format!("{what} -> {}: {}", e.name(), e.message().unwrap_or_default()),
+            format!(
+                "{what} -> {}: {}",
+                e.name(),
+                e.message().unwrap_or_default()
+            ),
         ),
         Ok(m) => fail(WHO, format!("{what} succeeded: {:?}", m.signature())),
     }
@@ -63,7 +64,13 @@ fn calls(conn: &Connection) -> kdbus_client::Result<()> {
     );
     show_error(
         "org.example.Nobody Echo()",
-        conn.call_method("org.example.Nobody", PATH, Some(IFACE), "Echo", &("x", 1u32)),
+        conn.call_method(
+            "org.example.Nobody",
+            PATH,
+            Some(IFACE),
+            "Echo",
+            &("x", 1u32),
+        ),
     );
     Ok(())
 }
@@ -111,6 +118,9 @@ fn main() {
             }
         });
     if let Err(e) = r {
-        fail(WHO, format!("{} ({})", e.name(), e.message().unwrap_or_default()));
+        fail(
+            WHO,
+            format!("{} ({})", e.name(), e.message().unwrap_or_default()),
+        );
     }
 }

@@ -103,6 +103,9 @@ fn run() -> kdbus_client::Result<()> {
 
 fn main() {
     if let Err(e) = run() {
-        fail(WHO, format!("{} ({})", e.name(), e.message().unwrap_or_default()));
+        fail(
+            WHO,
+            format!("{} ({})", e.name(), e.message().unwrap_or_default()),
+        );
     }
 }

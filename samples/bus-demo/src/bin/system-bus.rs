@@ -55,7 +55,10 @@ fn main() {
         fail(WHO, format!("close: {e}"));
     }
     if dir.exists() {
-        fail(WHO, format!("{} still exists after the owner closed it", dir.display()));
+        fail(
+            WHO,
+            format!("{} still exists after the owner closed it", dir.display()),
+        );
     }
     say(
         WHO,
