@@ -73,6 +73,23 @@ if [ -f build/debug/kdbus.ko ] && [ -x "$bin/kdbus-test" ]; then
     failed=$((failed + 1))
   fi
 
+  # The client library (lib/kdbus-client) against the real module:
+  # kdbus-client-test (one bus and one process per test, helpers as
+  # processes) and the library's examples, run by tools/testing/vm/client.sh.
+  note "VM client-library tests on the debug kernel (kdbus=1)"
+  bash tools/testing/client-vm.sh --ko build/debug/kdbus.ko --log "$out/vm-client.log" \
+    --timeout "${KDBUS_CLIENT_TIMEOUT:-900}" >"$out/client.log" 2>&1
+  rc=$?
+  grep -aE '^(ok|not ok) |^# kdbus-client-test:' "$out/client.log"
+  count_tap "$out/client.log"
+  if [ $rc = 0 ]; then echo "ok - vm-client-clean-kernel-log"; passed=$((passed + 1))
+  else
+    echo "not ok - vm-client-clean-kernel-log (status $rc, log: $out/client.log, $out/vm-client.log)"
+    [ ! -f "$out/vm-client.log" ] ||
+      bash tools/testing/vm/check-log.sh "$out/vm-client.log" | head -20 | sed 's/^/#   /'
+    failed=$((failed + 1))
+  fi
+
   note "VM boot with kdbus=0"
   bash tools/testing/vm/mkinitramfs.sh "$out/nokdbus.cpio.gz" --module build/debug/kdbus.ko \
     --run tools/testing/vm/nokdbus.sh >/dev/null

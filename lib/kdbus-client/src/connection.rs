@@ -292,6 +292,8 @@ pub(crate) struct State {
     pub pending: HashSet<u64>,
     reader: bool,
     rules: Vec<(u64, MatchRule)>,
+    /// Broadcast signals the kernel delivered that no rule accepted.
+    unmatched: u64,
 }
 
 /// A kdbus connection speaking D-Bus.
@@ -389,6 +391,16 @@ impl Connection {
     /// full) so far.
     pub fn lost_messages(&self) -> u64 {
         self.lost.load(Ordering::Relaxed)
+    }
+
+    /// How many broadcast signals the kernel delivered so far that none of
+    /// this connection's match rules accepted when re-checked in userspace
+    /// (bloom filter false positives, or rules with conditions a bloom
+    /// mask cannot express); they were dropped, not returned by
+    /// [`Connection::receive`]. Zero means the kernel's bloom filtering
+    /// alone kept every other broadcast away.
+    pub fn unmatched_broadcasts(&self) -> u64 {
+        self.lock().unmatched
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -553,23 +565,35 @@ impl Connection {
     }
 
     /// Replies to `call` with `body` (nothing is sent if the call expects
-    /// no reply).
+    /// no reply). A reply nobody waits for any more is not an error: when
+    /// the caller's timeout passed (or it cancelled), the kernel has closed
+    /// the call's window and refuses the reply with `EBADSLT` (message.md
+    /// 8.1, 8.2), which is dropped here, as dbus-daemon drops late replies.
     pub fn reply<B>(&self, call: &Message, body: &B) -> Result<()>
     where
         B: Serialize + DynamicType + ?Sized,
     {
         if call.expects_reply() {
-            self.send(&Message::method_return(call).build(body)?)?;
+            self.send_reply(&Message::method_return(call).build(body)?)?;
         }
         Ok(())
     }
 
-    /// Replies to `call` with the error `name` and text `message`.
+    /// Replies to `call` with the error `name` and text `message` (a late
+    /// reply is dropped as in [`Connection::reply`]).
     pub fn reply_error(&self, call: &Message, name: &str, message: &str) -> Result<()> {
         if call.expects_reply() {
-            self.send(&Message::error_reply(call, name, message)?)?;
+            self.send_reply(&Message::error_reply(call, name, message)?)?;
         }
         Ok(())
+    }
+
+    fn send_reply(&self, reply: &Message) -> Result<()> {
+        match self.send(reply) {
+            Ok(_) => Ok(()),
+            Err(e) if e.errno() == Some(Errno::EBADSLT) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Emits the signal `interface.member` from `path` with `body`: a
@@ -969,6 +993,7 @@ pub(crate) fn dispatch(st: &mut State, m: Message) {
         && m.is_broadcast()
         && !st.rules.iter().any(|(_, r)| r.matches(&m))
     {
+        st.unmatched += 1;
         return;
     }
     st.queue.push_back(m);
