@@ -1,7 +1,7 @@
 //! The test table. Each test is a small function `fn(&Ctx) -> TestResult`.
 
-mod bounds;
 mod activator;
+mod bounds;
 mod broadcast;
 mod bus_make;
 mod cancel;
@@ -19,10 +19,10 @@ mod memfd;
 mod metadata;
 mod mmap;
 mod monitor;
-mod policy;
-mod policy_talk;
 mod names;
 mod notify;
+mod policy;
+mod policy_talk;
 mod pool;
 mod quota;
 mod race;
