@@ -90,6 +90,20 @@ if [ -f build/debug/kdbus.ko ] && [ -x "$bin/kdbus-test" ]; then
     failed=$((failed + 1))
   fi
 
+  # kdbusctl: every command against a live bus, output checked
+  # (tools/testing/vm/kdbusctl.sh).
+  note "kdbusctl against a live bus (debug VM)"
+  KDBUS_KO=build/debug/kdbus.ko bash tools/testing/kdbusctl-vm.sh --log "$out/vm-kdbusctl.log" \
+    >"$out/kdbusctl-vm.out" 2>&1
+  rc=$?
+  count_tap "$out/vm-kdbusctl.log"
+  if [ $rc = 0 ]; then echo "ok - vm-kdbusctl-clean-kernel-log"; passed=$((passed + 1))
+  else
+    echo "not ok - vm-kdbusctl-clean-kernel-log (status $rc, log: $out/kdbusctl-vm.out, $out/vm-kdbusctl.log)"
+    tail -n 5 "$out/kdbusctl-vm.out" | sed 's/^/#   /'
+    failed=$((failed + 1))
+  fi
+
   note "VM boot with kdbus=0"
   bash tools/testing/vm/mkinitramfs.sh "$out/nokdbus.cpio.gz" --module build/debug/kdbus.ko \
     --run tools/testing/vm/nokdbus.sh >/dev/null
