@@ -268,13 +268,9 @@ pub(crate) fn send(
         return Err(EPERM);
     }
     let tracker = match h.expects_reply() {
-        true => Some(conn.open_request(
-            dst.conn.id,
-            dst.name_id,
-            h.cookie,
-            h.timeout_or_reply,
-            sync,
-        )?),
+        true => {
+            Some(conn.open_request(dst.conn.id, dst.name_id, h.cookie, h.timeout_or_reply, sync)?)
+        }
         false => None,
     };
     let queued = (|| {

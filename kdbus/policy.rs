@@ -9,14 +9,14 @@
 //! of memory, access is denied.
 
 use crate::connection::Connection;
-use crate::names::Name;
-use kernel::sync::Arc;
 use crate::glue::cred::{Credential, Kgid, UserNamespace};
 use crate::glue::gfp;
+use crate::names::Name;
 use crate::proto::errno::{Result, EEXIST};
 use crate::proto::item::Item;
 use crate::proto::policy::{self, Rule, Upload, UploadRules, OWN, SEE, TALK};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 impl policy::Creds for Credential {
     fn euid(&self) -> u32 {
