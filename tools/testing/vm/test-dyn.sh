@@ -8,10 +8,14 @@
 # noinotify.c preloaded as the test kernels have no inotify), as make bench
 # does.
 #
-# Usage: test-dyn.sh [release|debug] [--peers PATH]   (default debug)
+# Usage: test-dyn.sh [release|debug] [--peers PATH] [--module KO]   (default debug)
 #   --peers PATH  the dynamic kdbus-bench-peers (default: built here,
 #                 cargo build --release -p kdbus-bench --bin kdbus-bench-peers)
-# Needs the cached kernel of that flavour and no kdbus.ko (kdbus=0).
+#   --module KO   kdbus.ko of that flavour: booted with kdbus=1, and the
+#                 peers run also measures kdbus raw and kdbus through the
+#                 D-Bus client library (lib/kdbus-client on both ends);
+#                 without it the boot has kdbus=0 and only the brokers run
+# Needs the cached kernel of that flavour.
 # Ends with the line `N passed, N failed`; exits non-zero if any failed.
 # The run script is single-quoted: it expands inside the VM.
 # shellcheck disable=SC2016
@@ -19,12 +23,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../env.sh"
-flavour=debug peers=''
+flavour=debug peers='' module=''
 while [ $# -gt 0 ]; do
   case "$1" in
     release|debug) flavour=$1; shift ;;
     --peers) peers=${2:?--peers needs a path}; shift 2 ;;
-    *) echo "usage: test-dyn.sh [release|debug] [--peers PATH]" >&2; exit 2 ;;
+    --module) module=${2:?--module needs a path}; shift 2 ;;
+    *) echo "usage: test-dyn.sh [release|debug] [--peers PATH] [--module KO]" >&2; exit 2 ;;
   esac
 done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kdbus-test-dyn.XXXXXX")
@@ -73,6 +78,12 @@ for p in dbus-broker-launch dbus-broker; do
   p=$(command -v "$p" || true); [ -z "$p" ] || dyn+=(--dyn "$p")
 done
 [ ! -x "$peers" ] || dyn+=(--dyn "$peers")
+cmdline="kdbus=0 kdbus.kmemleak=0" kinds=socket,dbus-daemon,dbus-broker
+if [ -n "$module" ]; then
+  dyn+=(--module "$module")
+  cmdline="kdbus=1 kdbus.kmemleak=0" kinds=socket,kdbus,kdbus-dbus,dbus-daemon,dbus-broker
+fi
+dyn+=(--file "$tmp/kinds:/etc/kdbus-test/kinds")
 # dbus-broker-launch needs inotify, which the test kernels lack (noinotify.c).
 if cc -shared -fPIC -O2 -o "$tmp/noinotify.so" "$here/noinotify.c" 2>"$tmp/cc.err"; then
   dyn+=(--file "$tmp/noinotify.so:/usr/lib/kdbus-bench/noinotify.so")
@@ -80,6 +91,7 @@ else
   fail "building noinotify.c: $(cat "$tmp/cc.err")"
 fi
 
+echo "$kinds" > "$tmp/kinds"
 cat > "$tmp/run.sh" <<'RUN'
 ok() { echo "TEST-DYN ok $1"; }
 bad() { echo "TEST-DYN FAIL $1"; fails=$((fails + 1)); }
@@ -101,13 +113,18 @@ r=$(q org.freedesktop.DBus.ListNames 2>&1)
 case "$r" in *'"org.freedesktop.DBus"'*) ok "ListNames" ;; *) bad "ListNames: $r" ;; esac
 kill "$pid"; wait "$pid" 2>/dev/null
 if command -v kdbus-bench-peers >/dev/null; then
-  kdbus-bench-peers --where vm --only socket,dbus-daemon,dbus-broker --budget 3 --rounds 1 \
-    > /tmp/peers.out 2>&1
+  kinds=$(cat /etc/kdbus-test/kinds)
+  kdbus-bench-peers --where vm --only "$kinds" --budget 3 --rounds 1 > /tmp/peers.out 2>&1
   rc=$?
   sed 's/^/peers: /' /tmp/peers.out
   if [ $rc = 0 ] && grep -q '^BENCH peers payload=8 .*dbus_daemon_per_s=[0-9].*dbus_broker_per_s=[0-9]' /tmp/peers.out
   then ok "kdbus-bench-peers: sd-bus round trips through dbus-daemon and dbus-broker"
   else bad "kdbus-bench-peers (status $rc)"; fi
+  case "$kinds" in *kdbus-dbus*)
+    if [ $rc = 0 ] && grep -q '^BENCH peers payload=65536 .*kdbus_raw_per_s=[0-9].*kdbus_dbus_per_s=[0-9]' /tmp/peers.out
+    then ok "kdbus-bench-peers: kdbus raw and kdbus-client round trips between processes"
+    else bad "kdbus-bench-peers kdbus transports (status $rc)"; fi ;;
+  esac
 else
   bad "kdbus-bench-peers not in the image"
 fi
@@ -130,13 +147,14 @@ else fail "image lacks ${missing[*]}"; fi
 # --- one boot ----------------------------------------------------------------
 rc=0
 start=$(date +%s)
-"$here/run-vm.sh" --flavour "$flavour" --initrd "$tmp/dyn.gz" --cmdline "kdbus=0 kdbus.kmemleak=0" \
+"$here/run-vm.sh" --flavour "$flavour" --initrd "$tmp/dyn.gz" --cmdline "$cmdline" \
   --timeout 300 --log "$tmp/log" >/dev/null 2>"$tmp/err" || rc=$?
 tr -d '\r' < "$tmp/log" > "$tmp/log.txt"
 grep -a '^TEST-DYN ' "$tmp/log.txt" | sed 's/^/  /'
 grep -a '^peers: \(BENCH\|kdbus-bench-peers: OK\)' "$tmp/log.txt" | sed 's/^/  /'
 for c in "version: D-Bus Message Bus Daemon" "daemon listening" "GetId round trip" \
-         "Peer.Ping round trip" "ListNames" "kdbus-bench-peers: sd-bus round trips"; do
+         "Peer.Ping round trip" "ListNames" "kdbus-bench-peers: sd-bus round trips" \
+         ${module:+"kdbus-bench-peers: kdbus raw and kdbus-client round trips"}; do
   if grep -aqF "TEST-DYN ok $c" "$tmp/log.txt"; then pass "VM: $c"; else fail "VM: $c"; fi
 done
 if [ "$rc" = 0 ]; then pass "VM run clean (status 0, $(( $(date +%s) - start )) s)"

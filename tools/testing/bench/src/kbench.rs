@@ -7,9 +7,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use kdbus::consts::{POLICY_SEE, POLICY_TALK};
 #[cfg(test)]
 use kdbus::ItemIter;
-use kdbus::{Bus, BusMaker, CmdBuf, Connection, Control, Errno};
+use kdbus::{
+    Access, Bus, BusMaker, CmdBuf, Connection, Control, Endpoint, Errno, PolicyEntry, ATTACH_ALL,
+    ATTACH_ANY,
+};
 use kdbus_uapi as uapi;
 
 use crate::data::{self, check, monotonic_ns, poll_in, Touch};
@@ -55,19 +59,67 @@ const VEC_SIZE: usize = MSG_HDR + 16;
 const VEC_ADDR: usize = VEC_SIZE + 8;
 
 /// A bus and two connections on it. Dropping it closes everything (the
-/// connections first, then the bus owner).
+/// connections first, then a custom endpoint, then the bus owner).
 pub struct Peers {
     pub client: Connection,
     pub server: Connection,
+    _endpoint: Option<Endpoint>,
     _bus: Bus,
 }
 
+/// How [`Peers::setup_with`] connects the two ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerSetup {
+    /// Both connections send every metadata item (`attach_flags_send =
+    /// _KDBUS_ATTACH_ANY`) and ask for all of them (`attach_flags_recv =
+    /// _KDBUS_ATTACH_ALL`), so each call and each reply carries them all.
+    /// Otherwise both masks are 0: bare messages.
+    pub all_metadata: bool,
+    /// The client connects through a custom endpoint (endpoint.md) whose
+    /// policy ([`endpoint_policy`]) lets it TALK to `talk_to`; the server
+    /// stays on the default endpoint.
+    pub custom_endpoint: Option<&'static str>,
+}
+
+/// The policy of the benchmark's custom endpoint: TALK to `name` for
+/// everybody, among [`ENDPOINT_FILLER`] entries for other names (exact and
+/// wildcards, user and group rules), so the lookup is not of a database
+/// with one entry.
+pub fn endpoint_policy(name: &str) -> Vec<PolicyEntry> {
+    let mut v: Vec<PolicyEntry> = (0..ENDPOINT_FILLER)
+        .map(|i| {
+            let n = match i % 2 {
+                0 => format!("org.kdbus.bench.Other{i}"),
+                _ => format!("org.kdbus.bench.Tree{i}.*"),
+            };
+            PolicyEntry::new(
+                n,
+                &[
+                    Access::user(1000 + i as u64, POLICY_TALK),
+                    Access::group(2000 + i as u64, POLICY_SEE),
+                ],
+            )
+        })
+        .collect();
+    v.push(PolicyEntry::new(name, &[Access::world(POLICY_TALK)]));
+    v
+}
+
+/// Entries of [`endpoint_policy`] besides the benchmark's name.
+pub const ENDPOINT_FILLER: usize = 32;
+
 impl Peers {
+    /// Bare peers on the default endpoint of a new bus.
     pub fn setup(mount: &str) -> Result<Peers, Failure> {
+        Self::setup_with(mount, "bench", PeerSetup::default())
+    }
+
+    /// Peers on a new bus `<euid>-<stem>-<pid>`, connected as `how` says.
+    pub fn setup_with(mount: &str, stem: &str, how: PeerSetup) -> Result<Peers, Failure> {
         let who = "setup";
         // SAFETY: geteuid has no preconditions.
         let euid = unsafe { libc::geteuid() };
-        let name = format!("{euid}-bench-{}", std::process::id());
+        let name = format!("{euid}-{stem}-{}", std::process::id());
         let control = Control::open(mount).map_err(|e| {
             Failure::sys("open", who, e).also(format!("{mount}/control (kdbusfs mounted?)"))
         })?;
@@ -75,18 +127,32 @@ impl Peers {
             .make(control)
             .map_err(|e| Failure::sys("BUS_MAKE", who, e))?;
         let flags = uapi::KDBUS_HELLO_ACCEPT_FD as u64;
-        let hello = |label: &str| -> Result<Connection, Failure> {
-            let c = Connection::hello(bus.endpoint(), flags, 0, 0, POOL_SIZE)
+        let (send, recv) = match how.all_metadata {
+            true => (ATTACH_ANY, ATTACH_ALL),
+            false => (0, 0),
+        };
+        let hello = |path: &std::path::Path, label: &str| -> Result<Connection, Failure> {
+            let c = Connection::hello(path, flags, send, recv, POOL_SIZE)
                 .map_err(|e| Failure::sys("HELLO", label, e))?;
             c.free(c.hello_reply().offset)
                 .map_err(|e| Failure::sys("FREE", label, e))?;
             Ok(c)
         };
-        let server = hello("server")?;
-        let client = hello("client")?;
+        let server = hello(&bus.endpoint(), "server")?;
+        let (client, endpoint) = match how.custom_endpoint {
+            None => (hello(&bus.endpoint(), "client")?, None),
+            Some(talk_to) => {
+                let ep = Endpoint::make(bus.endpoint(), &format!("{euid}-bench"), 0)
+                    .map_err(|e| Failure::sys("ENDPOINT_MAKE", who, e))?;
+                ep.update(&endpoint_policy(talk_to))
+                    .map_err(|e| Failure::sys("ENDPOINT_UPDATE", who, e))?;
+                (hello(ep.path(), "client (custom endpoint)")?, Some(ep))
+            }
+        };
         Ok(Peers {
             client,
             server,
+            _endpoint: endpoint,
             _bus: bus,
         })
     }

@@ -11,7 +11,11 @@
 //!    through a `SOCK_STREAM` pair.
 //! 3. A synchronous 8-byte call addressed to a well-known name the server
 //!    owns (`KDBUS_ITEM_DST_NAME`) against the same call by `dst_id`.
-//! 4. Broadcast fan-out: one signal to 10, 100 and 1000 connections of
+//! 4. What a system bus adds to a call: the same 8-byte sync call with
+//!    every metadata item attached (both ways) against a bare one, and by
+//!    name through a custom endpoint with a policy database against the
+//!    default endpoint.
+//! 5. Broadcast fan-out: one signal to 10, 100 and 1000 connections of
 //!    which 1% (at least one) match, SEND time and time until every
 //!    matching receiver has RECVed it, against a unicast signal to one
 //!    receiver on the same bus (see `fanout`).
@@ -31,13 +35,14 @@ use std::time::{Duration, Instant};
 
 use data::{Pin, Touch};
 use fanout::{Fanout, Target};
-use kbench::{Call, Dst, Peers};
+use kbench::{Call, Dst, PeerSetup, Peers};
 use timing::{Failure, Outcome, Sample, Stat};
 
 const RTT_PAYLOADS: [usize; 3] = [8, 4 << 10, 64 << 10];
 const MEMFD_SIZES: [usize; 3] = [1 << 20, 16 << 20, 64 << 20];
 const FANOUT_SIZES: [usize; 3] = [10, 100, 1000];
-/// The payload of the call by name and by id.
+/// The payload of the call by name and by id, and of the metadata and
+/// endpoint comparisons.
 const NAME_PAYLOAD: usize = 8;
 /// The well-known name the server owns for the calls by name.
 const SERVER_NAME: &str = "org.kdbus.bench.Echo";
@@ -45,24 +50,35 @@ const SERVER_NAME: &str = "org.kdbus.bench.Echo";
 const DEFAULT_BUDGET: f64 = 200.0;
 
 /// The parts, in the order they run, with their weights in the budget.
-const PARTS: [(&str, f64); 4] = [("rtt", 4.0), ("memfd", 4.0), ("name", 1.0), ("fanout", 4.0)];
+const PARTS: [(&str, f64); 6] = [
+    ("rtt", 4.0),
+    ("memfd", 4.0),
+    ("name", 1.0),
+    ("meta", 1.0),
+    ("endpoint", 1.0),
+    ("fanout", 4.0),
+];
 
 const USAGE: &str = "\
 usage: kdbus-bench [--budget SECS] [--rounds N] [--only PART[,PART...]] [--baseline-only]
                    [--pin same|split|none] [--mount PATH] [--verbose]
 
   --budget SECS    time the measurements aim to take in total (default 200:
-                   rtt, memfd and fanout 4/13 each, name 1/13); iterations
+                   rtt, memfd and fanout 4/15 each, name, meta and
+                   endpoint 1/15 each); iterations
                    are scaled to it (a part that fails or is skipped does
                    not use its share; setting up the fan-out connections
                    is not counted)
   --rounds N       interleaved rounds per measurement (default 5); the
                    median round counts
   --only PARTS     run only these parts (comma-separated): rtt (round
-                   trips), memfd, name (call by name vs by id), fanout
-                   (broadcast fan-out vs unicast)
+                   trips), memfd, name (call by name vs by id), meta (all
+                   metadata vs none), endpoint (custom endpoint with policy
+                   vs default endpoint), fanout (broadcast fan-out vs
+                   unicast)
   --baseline-only  only the AF_UNIX baselines (and memfd creation): runs
-                   anywhere, no kdbus needed (name and fanout have none)
+                   anywhere, no kdbus needed (name, meta, endpoint and
+                   fanout have none)
   --pin MODE       where the client (measuring) and server threads run:
                    same: both on CPU 0; split: client on CPU 0, server on
                    CPU 1; none: wherever the scheduler puts them. Default:
@@ -81,6 +97,8 @@ struct Opts {
     rtt: bool,
     memfd: bool,
     name: bool,
+    meta: bool,
+    endpoint: bool,
     fanout: bool,
     kdbus: bool,
     verbose: bool,
@@ -95,6 +113,8 @@ fn parse_args() -> Result<Opts, String> {
         rtt: true,
         memfd: true,
         name: true,
+        meta: true,
+        endpoint: true,
         fanout: true,
         kdbus: true,
         verbose: false,
@@ -121,14 +141,21 @@ fn parse_args() -> Result<Opts, String> {
             }
             "--only" => {
                 let v = val("--only")?;
-                (o.rtt, o.memfd, o.name, o.fanout) = (false, false, false, false);
+                (o.rtt, o.memfd, o.name, o.meta, o.endpoint, o.fanout) =
+                    (false, false, false, false, false, false);
                 for part in v.split(',') {
                     match part {
                         "rtt" => o.rtt = true,
                         "memfd" => o.memfd = true,
                         "name" => o.name = true,
+                        "meta" => o.meta = true,
+                        "endpoint" => o.endpoint = true,
                         "fanout" => o.fanout = true,
-                        other => return Err(format!("--only rtt,memfd,name,fanout, not {other}")),
+                        other => {
+                            return Err(format!(
+                                "--only rtt,memfd,name,meta,endpoint,fanout, not {other}"
+                            ))
+                        }
                     }
                 }
             }
@@ -206,11 +233,53 @@ struct RttRow {
     asyn: Outcome,
 }
 
-struct NameRow {
+/// Two variants of the same sync call, measured in one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pair {
+    /// By id (base) vs by well-known name.
+    Name,
+    /// Bare (base) vs every metadata item attached both ways.
+    Meta,
+    /// By name through the default endpoint (base) vs a custom endpoint
+    /// with a policy database.
+    Endpoint,
+}
+
+impl Pair {
+    /// The BENCH tag.
+    fn tag(self) -> &'static str {
+        match self {
+            Pair::Name => "name_call",
+            Pair::Meta => "meta_call",
+            Pair::Endpoint => "endpoint_call",
+        }
+    }
+
+    /// Labels of the base and the other variant (progress, failures).
+    fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Pair::Name => ("by id", "by name"),
+            Pair::Meta => ("bare", "all metadata"),
+            Pair::Endpoint => ("default endpoint", "custom endpoint"),
+        }
+    }
+
+    /// The BENCH field stems of the base and the other variant.
+    fn fields(self) -> (&'static str, &'static str) {
+        match self {
+            Pair::Name => ("id", "name"),
+            Pair::Meta => ("bare", "meta"),
+            Pair::Endpoint => ("default", "custom"),
+        }
+    }
+}
+
+struct PairRow {
+    pair: Pair,
     pin: Pin,
     len: usize,
-    by_id: Outcome,
-    by_name: Outcome,
+    base: Outcome,
+    other: Outcome,
 }
 
 struct FanoutRow {
@@ -314,10 +383,13 @@ fn main() -> ExitCode {
 
     // The kdbus-only parts do not run (nor take a share) without kdbus.
     let (do_name, do_fanout) = (o.name && o.kdbus, o.fanout && o.kdbus);
+    let (do_meta, do_endpoint) = (o.meta && o.kdbus, o.endpoint && o.kdbus);
     let enabled = |part: &str| match part {
         "rtt" => o.rtt,
         "memfd" => o.memfd,
         "name" => do_name,
+        "meta" => do_meta,
+        "endpoint" => do_endpoint,
         _ => do_fanout,
     };
     let weights: f64 = PARTS
@@ -444,28 +516,29 @@ fn main() -> ExitCode {
     }
     // The single-pass parts run with the first (canonical) placement.
     let (pin0, _) = passes[0];
-    if (do_name || do_fanout) && fatal.is_none() {
+    if (do_name || do_meta || do_endpoint || do_fanout) && fatal.is_none() {
         if let Err(f) = pin0.apply() {
             fatal = Some(f);
         }
     }
 
     // --- 3. call by name vs by id --------------------------------------------
-    let mut name_rows = Vec::new();
+    let mut pair_rows = Vec::new();
     if do_name && fatal.is_none() {
         let sl = slice("name", 1, 1, 2);
-        let mut row = NameRow {
+        let mut row = PairRow {
+            pair: Pair::Name,
             pin: pin0,
             len: NAME_PAYLOAD,
-            by_id: kdbus_start(),
-            by_name: kdbus_start(),
+            base: kdbus_start(),
+            other: kdbus_start(),
         };
         let owned = match p {
             Some(p) => p.own_name(SERVER_NAME).map(|()| true),
             None => Ok(false),
         };
         if let Err(f) = &owned {
-            row.by_name = Outcome::Failed(f.clone());
+            row.other = Outcome::Failed(f.clone());
         }
         let len = NAME_PAYLOAD;
         let mut run_id = |s: Duration| kbench::rtt_to(p.unwrap(), Dst::Id, len, Call::Sync, s);
@@ -476,14 +549,14 @@ fn main() -> ExitCode {
             &format!("name_call {}", human(len)),
             sl,
             &mut [
-                ("by id", &mut row.by_id, &mut run_id),
-                ("by name", &mut row.by_name, &mut run_name),
+                ("by id", &mut row.base, &mut run_id),
+                ("by name", &mut row.other, &mut run_name),
             ],
         );
         if let (Ok(true), Some(p)) = (&owned, p) {
             if let Err(f) = p.release_name(SERVER_NAME) {
-                if row.by_name.runnable() {
-                    row.by_name = Outcome::Failed(f);
+                if row.other.runnable() {
+                    row.other = Outcome::Failed(f);
                 }
             }
         }
@@ -493,11 +566,37 @@ fn main() -> ExitCode {
             human(len),
             pin0.cpus()
         );
-        name_rows.push(row);
+        pair_rows.push(row);
     }
     drop(peers);
 
-    // --- 4. broadcast fan-out ------------------------------------------------
+    // --- 4. metadata and custom endpoints --------------------------------------
+    for (pair, on) in [(Pair::Meta, do_meta), (Pair::Endpoint, do_endpoint)] {
+        if !on || fatal.is_some() {
+            continue;
+        }
+        let sl = slice(
+            if pair == Pair::Meta {
+                "meta"
+            } else {
+                "endpoint"
+            },
+            1,
+            1,
+            2,
+        );
+        pair_rows.push(measure_pair(&o, pair, pin0, sl));
+        eprintln!(
+            "[{:6.1} s] {} vs {}, {}, CPUs {}: done",
+            elapsed(),
+            pair.labels().1,
+            pair.labels().0,
+            human(NAME_PAYLOAD),
+            pin0.cpus()
+        );
+    }
+
+    // --- 5. broadcast fan-out ------------------------------------------------
     let mut fanout_rows = Vec::new();
     if do_fanout && fatal.is_none() {
         let sl = slice("fanout", 1, FANOUT_SIZES.len(), 4);
@@ -576,10 +675,10 @@ fn main() -> ExitCode {
 
     report_rtt(&rtt_rows);
     report_memfd(&memfd_rows);
-    report_name(&name_rows);
+    report_pairs(&pair_rows);
     report_fanout(&fanout_rows);
     bench_lines(&rtt_rows, &memfd_rows);
-    bench_lines_more(&name_rows, &fanout_rows);
+    bench_lines_more(&pair_rows, &fanout_rows);
 
     // --- failures --------------------------------------------------------------
     let mut failures: Vec<(String, &Failure)> = Vec::new();
@@ -614,10 +713,11 @@ fn main() -> ExitCode {
             }
         }
     }
-    for r in &name_rows {
-        for (what, out) in [("by id", &r.by_id), ("by name", &r.by_name)] {
+    for r in &pair_rows {
+        let (lb, lo) = r.pair.labels();
+        for (what, out) in [(lb, &r.base), (lo, &r.other)] {
             if let Outcome::Failed(f) = out {
-                failures.push((format!("name_call {} {what}", human(r.len)), f));
+                failures.push((format!("{} {} {what}", r.pair.tag(), human(r.len)), f));
             }
         }
     }
@@ -815,36 +915,135 @@ fn bench_lines(rtt: &[RttRow], memfd: &[MemfdRow]) {
     }
 }
 
-fn report_name(rows: &[NameRow]) {
-    if rows.is_empty() {
-        return;
-    }
-    println!();
-    println!("Method calls to a well-known name vs by ID, calls per second (higher is better).");
-    println!(
-        "Both: the kdbus sync call of the round-trip table ({} B); by id: dst_id = the server's",
-        NAME_PAYLOAD
-    );
-    println!(
-        "ID; by name: dst_id 0 and KDBUS_ITEM_DST_NAME {SERVER_NAME}, which the server owns (the"
-    );
-    println!("reply goes back by ID). ratio = time per call by name / time per call by id.");
-    println!();
-    println!(
-        "{:>8}  {:>4}  {:>16}  {:>16}  {:>6}",
-        "payload", "CPUs", "by id/s", "by name/s", "ratio"
-    );
-    for r in rows {
+fn report_pairs(rows: &[PairRow]) {
+    for pair in [Pair::Name, Pair::Meta, Pair::Endpoint] {
+        let mine: Vec<&PairRow> = rows.iter().filter(|r| r.pair == pair).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        println!();
+        let (lb, lo) = pair.labels();
+        match pair {
+            Pair::Name => {
+                println!("Method calls to a well-known name vs by ID, calls per second (higher is better).");
+                println!(
+                    "Both: the kdbus sync call of the round-trip table ({NAME_PAYLOAD} B); by id: dst_id = the server's"
+                );
+                println!(
+                    "ID; by name: dst_id 0 and KDBUS_ITEM_DST_NAME {SERVER_NAME}, which the server owns (the"
+                );
+                println!(
+                    "reply goes back by ID). ratio = time per call by name / time per call by id."
+                );
+            }
+            Pair::Meta => {
+                println!("Sender metadata: a call with every item attached vs a bare call, calls per second.");
+                println!(
+                    "Both: the kdbus sync call by ID of the round-trip table ({NAME_PAYLOAD} B), each on a bus of its"
+                );
+                println!("own. bare: attach_flags_send = attach_flags_recv = 0 on both connections. all metadata:");
+                println!("both connections send _KDBUS_ATTACH_ANY and ask for _KDBUS_ATTACH_ALL, so the call and");
+                println!("the reply each carry timestamp, creds, pids, auxgroups, names, tid/pid comm, exe, cmdline,");
+                println!("cgroup, caps, seclabel, audit and description (those the kernel has). Goal: ratio <= 1.10.");
+                println!("ratio = time per call with metadata / time per bare call.");
+            }
+            Pair::Endpoint => {
+                println!(
+                    "A custom endpoint with policy vs the default endpoint, calls per second."
+                );
+                println!(
+                    "Both: the kdbus sync call of the round-trip table ({NAME_PAYLOAD} B) to {SERVER_NAME} by name,"
+                );
+                println!("bare metadata, each on a bus of its own; the server is on the default endpoint.");
+                println!(
+                    "custom endpoint: the client connects through <uid>-bench, whose policy database has {} entries",
+                    kbench::ENDPOINT_FILLER + 1
+                );
+                println!("(exact and wildcard names, user/group/world rules; TALK to the name for the world), so");
+                println!("each SEND evaluates the endpoint database (policy.md 5.2); default endpoint: a bus owner,");
+                println!("no database lookup. ratio = time per call through the custom endpoint / default.");
+            }
+        }
+        println!();
         println!(
-            "{:>8}  {:>4}  {:>16}  {:>16}  {:>6}",
-            human(r.len),
-            r.pin.cpus(),
-            fmt_rate(&r.by_id),
-            fmt_rate(&r.by_name),
-            fmt_ratio(ratio(&r.by_name, &r.by_id)),
+            "{:>8}  {:>4}  {:>18}  {:>18}  {:>6}",
+            "payload",
+            "CPUs",
+            format!("{lb}/s"),
+            format!("{lo}/s"),
+            "ratio"
         );
+        for r in &mine {
+            println!(
+                "{:>8}  {:>4}  {:>18}  {:>18}  {:>6}",
+                human(r.len),
+                r.pin.cpus(),
+                fmt_rate(&r.base),
+                fmt_rate(&r.other),
+                fmt_ratio(ratio(&r.other, &r.base)),
+            );
+        }
+        noisy_note(mine.iter().flat_map(|r| [&r.base, &r.other]));
     }
-    noisy_note(rows.iter().flat_map(|r| [&r.by_id, &r.by_name]));
+}
+
+/// Sets up the two sets of peers of `pair` (Meta or Endpoint), each on a
+/// bus of its own, and measures the 8-byte sync call on both, interleaved.
+fn measure_pair(o: &Opts, pair: Pair, pin: Pin, slice: Duration) -> PairRow {
+    let len = NAME_PAYLOAD;
+    let (base_how, other_how, dst) = match pair {
+        Pair::Meta => (
+            PeerSetup::default(),
+            PeerSetup {
+                all_metadata: true,
+                ..PeerSetup::default()
+            },
+            Dst::Id,
+        ),
+        _ => (
+            PeerSetup::default(),
+            PeerSetup {
+                custom_endpoint: Some(SERVER_NAME),
+                ..PeerSetup::default()
+            },
+            Dst::Name(SERVER_NAME),
+        ),
+    };
+    let (fb, fo) = pair.fields();
+    let setup = |stem: &str, how: PeerSetup| -> Result<Peers, Failure> {
+        let p = Peers::setup_with(&o.mount, &format!("bench-{stem}"), how)?;
+        if dst != Dst::Id {
+            p.own_name(SERVER_NAME)?;
+        }
+        Ok(p)
+    };
+    let base = setup(fb, base_how);
+    let other = setup(fo, other_how);
+    let start = |p: &Result<Peers, Failure>| match p {
+        Ok(_) => Outcome::Done(Stat::default()),
+        Err(f) => Outcome::Failed(f.clone()),
+    };
+    let mut row = PairRow {
+        pair,
+        pin,
+        len,
+        base: start(&base),
+        other: start(&other),
+    };
+    let (pb, po) = (base.as_ref().ok(), other.as_ref().ok());
+    let mut run_base = |s: Duration| kbench::rtt_to(pb.unwrap(), dst, len, Call::Sync, s);
+    let mut run_other = |s: Duration| kbench::rtt_to(po.unwrap(), dst, len, Call::Sync, s);
+    let (lb, lo) = pair.labels();
+    measure_cell(
+        o,
+        &format!("{} {}", pair.tag(), human(len)),
+        slice,
+        &mut [
+            (lb, &mut row.base, &mut run_base),
+            (lo, &mut row.other, &mut run_other),
+        ],
+    );
+    row
 }
 
 fn report_fanout(rows: &[FanoutRow]) {
@@ -914,18 +1113,20 @@ fn report_fanout(rows: &[FanoutRow]) {
     );
 }
 
-fn bench_lines_more(name: &[NameRow], fan: &[FanoutRow]) {
-    for r in name {
+fn bench_lines_more(pairs: &[PairRow], fan: &[FanoutRow]) {
+    for r in pairs {
+        let (fb, fo) = r.pair.fields();
         println!(
-            "BENCH name_call payload={} name_per_s={} id_per_s={} ratio={} cpus={}{}{}{}",
+            "BENCH {} payload={} {fo}_per_s={} {fb}_per_s={} ratio={} cpus={}{}{}{}",
+            r.pair.tag(),
             r.len,
-            val(&r.by_name, Stat::per_s, 0),
-            val(&r.by_id, Stat::per_s, 0),
-            bench_ratio(&r.by_name, &r.by_id),
+            val(&r.other, Stat::per_s, 0),
+            val(&r.base, Stat::per_s, 0),
+            bench_ratio(&r.other, &r.base),
             r.pin.cpus(),
-            spread_field(&[&r.by_name, &r.by_id]),
-            err_field("name_error", &r.by_name),
-            err_field("id_error", &r.by_id),
+            spread_field(&[&r.other, &r.base]),
+            err_field(&format!("{fo}_error"), &r.other),
+            err_field(&format!("{fb}_error"), &r.base),
         );
     }
     for r in fan {

@@ -54,7 +54,7 @@ usage: kdbus-bench-peers [--budget SECS] [--rounds N] [--only KIND[,KIND...]]
                   median round counts
   --only KINDS    transports (comma-separated): socket (the baseline, always
                   run), kdbus (lib/kdbus, no D-Bus marshalling), kdbus-dbus
-                  (lib/kdbus-client: not in this tree yet, skipped),
+                  (lib/kdbus-client on both ends, D-Bus marshalling),
                   dbus-daemon, dbus-broker. Default: all in the VM, all but
                   the kdbus ones on the host
   --where WHERE   vm or host: the BENCH tag (peers / peers_host) and the

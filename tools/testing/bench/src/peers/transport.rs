@@ -42,8 +42,8 @@ pub enum Kind {
     /// kdbus through the low-level `lib/kdbus`: one PAYLOAD_VEC holding the
     /// bytes, no D-Bus header or marshalling.
     KdbusRaw,
-    /// kdbus through the project's D-Bus client library (`lib/kdbus-client`):
-    /// not in this tree yet, see [`start_kdbus_dbus`].
+    /// kdbus through the project's D-Bus client library (`lib/kdbus-client`)
+    /// on both ends: GVariant messages marshalled by zvariant.
     KdbusDbus,
     /// dbus-daemon, sd-bus on both ends.
     DbusDaemon,
@@ -165,7 +165,7 @@ pub fn start(kind: Kind, env: &Env) -> Result<Result<Running, String>, Failure> 
     match kind {
         Kind::Socket => start_socket(env).map(Ok),
         Kind::KdbusRaw => start_kdbus_raw(env).map(Ok),
-        Kind::KdbusDbus => Ok(start_kdbus_dbus(env)),
+        Kind::KdbusDbus => start_kdbus_dbus(env).map(Ok),
         Kind::DbusDaemon => {
             let (broker, address) = daemons::dbus_daemon(env)?;
             start_sdbus(env, "dbus-daemon", broker, &address).map(Ok)
@@ -302,15 +302,7 @@ impl Peer for KdbusRawPeer {
 }
 
 fn start_kdbus_raw(env: &Env) -> Result<Running, Failure> {
-    let who = "kdbus setup";
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    let control = Control::open(&env.mount).map_err(|e| {
-        Failure::sys("open", who, e).also(format!("{}/control (kdbusfs mounted?)", env.mount))
-    })?;
-    let bus = BusMaker::new(format!("{euid}-peers-{}", std::process::id()))
-        .make(control)
-        .map_err(|e| Failure::sys("BUS_MAKE", who, e))?;
+    let bus = make_bus(env, "peers")?;
     let endpoint = bus.endpoint();
     let ep = endpoint.to_string_lossy().into_owned();
     let mut p = Proc::spawn(
@@ -339,6 +331,19 @@ fn start_kdbus_raw(env: &Env) -> Result<Running, Failure> {
     })
 }
 
+/// A bus of its own for one transport, `<uid>-<stem>-<pid>`.
+fn make_bus(env: &Env, stem: &str) -> Result<Bus, Failure> {
+    let who = "kdbus setup";
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let control = Control::open(&env.mount).map_err(|e| {
+        Failure::sys("open", who, e).also(format!("{}/control (kdbusfs mounted?)", env.mount))
+    })?;
+    BusMaker::new(format!("{euid}-{stem}-{}", std::process::id()))
+        .make(control)
+        .map_err(|e| Failure::sys("BUS_MAKE", who, e))
+}
+
 fn hello(endpoint: &std::path::Path, who: &str) -> Result<Connection, Failure> {
     let flags = uapi::KDBUS_HELLO_ACCEPT_FD as u64;
     let c = Connection::hello(endpoint, flags, 0, 0, POOL_SIZE)
@@ -361,43 +366,99 @@ pub fn serve_kdbus_raw(endpoint: &str) -> Result<(), Failure> {
 
 // --- kdbus through the D-Bus client library ------------------------------------
 
-// ============================ PLUG-IN POINT ==================================
-// lib/kdbus-client (the project's D-Bus client library) is being written in
-// another branch and is not in this tree yet. When it lands:
-//
-// 1. tools/testing/bench/Cargo.toml: `kdbus-client = { path = "../../../lib/kdbus-client" }`.
-// 2. Here: a `KdbusDbusPeer` holding a `kdbus_client::Connection` opened on
-//    the bus endpoint (`bus.endpoint()`, as `start_kdbus_raw` does), whose
-//    `Peer::call` sends a method call `NAME` `PATH` `IFACE`.`MEMBER` with the
-//    payload as its one `ay` argument (`call_method`), waits for the reply
-//    and spot-checks the returned bytes with `check(...)`.
-// 3. `serve_kdbus_dbus(endpoint)`: a `kdbus_client::Connection` that owns
-//    `NAME`, prints `ready ...` and answers each `Echo(ay)` with the same
-//    bytes (`reply`), in a loop on `receive`.
-// 4. `start_kdbus_dbus`: make a bus as `start_kdbus_raw` does, spawn
-//    `env.server(&["kdbus-dbus", &endpoint])`, wait for `ready`, and return
-//    `Ok(Running { .. })`; and in main.rs' `serve()` dispatch "kdbus-dbus" to
-//    `serve_kdbus_dbus`.
-// The table column (`kdbus D-Bus/s`) and the BENCH fields
-// (`kdbus_dbus_per_s`, `kdbus_dbus_ratio`) exist already and read
-// `skipped` until then.
-// ==============================================================================
-
-/// Why there is no kdbus D-Bus measurement yet.
-pub const KDBUS_DBUS_MISSING: &str =
-    "lib/kdbus-client (the D-Bus client library) is not in this tree yet";
-
-fn start_kdbus_dbus(_env: &Env) -> Result<Running, String> {
-    Err(KDBUS_DBUS_MISSING.into())
+/// A client of the project's D-Bus client library: `Echo(ay)` as a
+/// synchronous method call (`call_method`, GVariant marshalling through
+/// zvariant, `SEND_SYNC_REPLY` in the kernel), the reply unmarshalled and
+/// spot-checked. The bytes go through `serde_bytes`, the way a zbus user
+/// passes a byte array (one copy, as `sd_bus_message_append_array`).
+struct KdbusDbusPeer {
+    conn: kdbus_client::Connection,
 }
 
-/// The server side of the plug-in point above.
-pub fn serve_kdbus_dbus(_endpoint: &str) -> Result<(), Failure> {
-    Err(Failure::bad(
-        "serve",
+fn client_err(op: &'static str, who: &str, e: kdbus_client::Error) -> Failure {
+    match e.errno() {
+        Some(errno) => Failure::sys(op, who.to_owned(), errno).also(&e),
+        None => Failure::bad(op, who.to_owned(), e.to_string()),
+    }
+}
+
+impl Peer for KdbusDbusPeer {
+    fn call(&mut self, payload: &[u8]) -> Result<(), Failure> {
+        let who = "kdbus D-Bus client";
+        let reply = self
+            .conn
+            .call_method(
+                NAME,
+                PATH,
+                Some(IFACE),
+                MEMBER,
+                &serde_bytes::Bytes::new(payload),
+            )
+            .map_err(|e| client_err("call", who, e))?;
+        let got: serde_bytes::ByteBuf = reply.body().map_err(|e| client_err("body", who, e))?;
+        check(who, &got, payload.len())
+    }
+}
+
+fn client_connect(endpoint: &str, who: &str) -> Result<kdbus_client::Connection, Failure> {
+    kdbus_client::ConnectionBuilder::path(endpoint)
+        .pool_size(POOL_SIZE)
+        .description(who)
+        .build()
+        .map_err(|e| client_err("HELLO", who, e).also(endpoint))
+}
+
+fn start_kdbus_dbus(env: &Env) -> Result<Running, Failure> {
+    let bus = make_bus(env, "peersd")?;
+    let ep = bus.endpoint().to_string_lossy().into_owned();
+    let mut p = Proc::spawn(
         "kdbus D-Bus server",
-        KDBUS_DBUS_MISSING,
-    ))
+        env.server(&["kdbus-dbus", &ep]),
+        &env.dir.join("kdbus-dbus-server.log"),
+        Vec::new(),
+        false,
+    )?;
+    p.ready(READY_TIMEOUT)?;
+    let conn = client_connect(&ep, "kdbus D-Bus client")?;
+    Ok(Running {
+        peer: Box::new(KdbusDbusPeer { conn }),
+        procs: vec![p],
+        bus: Some(bus),
+        about: format!(
+            "kdbus D-Bus: lib/kdbus-client on both ends (default HELLO: creds, pids, names and \
+             more metadata attached to each message): call_method of {NAME} {PATH} \
+             {IFACE}.{MEMBER}(ay) as a sync SEND; the server (another process) receives, \
+             unmarshals and replies with the same bytes"
+        ),
+    })
+}
+
+/// The client-library server: owns [`NAME`] and answers every
+/// `Echo(ay)` with the same bytes, until the process is ended.
+pub fn serve_kdbus_dbus(endpoint: &str) -> Result<(), Failure> {
+    let who = "kdbus D-Bus server";
+    let conn = client_connect(endpoint, who)?;
+    let flags = kdbus_client::RequestNameFlags::DO_NOT_QUEUE;
+    match conn.request_name(NAME, flags) {
+        Ok(kdbus_client::RequestNameReply::PrimaryOwner) => {}
+        Ok(other) => return Err(Failure::bad("RequestName", who, format!("{other:?}"))),
+        Err(e) => return Err(client_err("RequestName", who, e)),
+    }
+    println!("ready {}", conn.unique_name());
+    loop {
+        let Some(call) = conn
+            .receive(None)
+            .map_err(|e| client_err("receive", who, e))?
+        else {
+            continue;
+        };
+        if call.message_type() != kdbus_client::wire::MessageType::MethodCall {
+            continue;
+        }
+        let bytes: serde_bytes::ByteBuf = call.body().map_err(|e| client_err("body", who, e))?;
+        conn.reply(&call, &bytes)
+            .map_err(|e| client_err("reply", who, e))?;
+    }
 }
 
 // --- sd-bus through a broker ---------------------------------------------------
