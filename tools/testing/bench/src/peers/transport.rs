@@ -401,9 +401,10 @@ impl Peer for KdbusDbusPeer {
 }
 
 fn client_connect(endpoint: &str, who: &str) -> Result<kdbus_client::Connection, Failure> {
+    // A description is a "sysname" (connection.md 3): no spaces.
     kdbus_client::ConnectionBuilder::path(endpoint)
         .pool_size(POOL_SIZE)
-        .description(who)
+        .description(who.replace(' ', "-"))
         .build()
         .map_err(|e| client_err("HELLO", who, e).also(endpoint))
 }
