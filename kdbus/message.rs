@@ -356,7 +356,18 @@ impl Kmsg {
     /// into user namespace `ns` and the namespaces `c` (message.md 14;
     /// metadata.md 3-4).
     pub(crate) fn head(&self, mask: u64, ns: &UserNamespace, c: &Consumer) -> Result<Head> {
-        let mut out = KVVec::with_capacity(MSG_HDR + self.items.len() + 128, gfp())?;
+        // Sized once: the metadata items would otherwise regrow it several
+        // times per receiver.
+        let meta = match (&self.process, mask & pm::PROCESS) {
+            (Some(p), m) if m != 0 => p.try_borrow().map_or(0, |p| p.size_hint(mask)),
+            _ => 0,
+        };
+        let names = match mask & KDBUS_ATTACH_NAMES {
+            0 => 0,
+            _ => self.owned_names().len(),
+        };
+        let extra = 128 + meta + names + self.description.as_ref().map_or(0, |d| d.len() + 24);
+        let mut out = KVVec::with_capacity(MSG_HDR + self.items.len() + extra, gfp())?;
         out.extend_with(MSG_HDR, 0, gfp())?;
         out.extend_from_slice(&self.items, gfp())?;
         let mut end = MSG_HDR + self.items_end;

@@ -157,6 +157,38 @@ impl ProcMeta {
         Ok(())
     }
 
+    /// About how many bytes [`ProcMeta::render`] writes for `mask` (an
+    /// upper bound for the fixed-size items), so the head is allocated
+    /// once instead of growing item by item.
+    pub(crate) fn size_hint(&self, mask: u64) -> usize {
+        let var = |b: Option<&[u8]>| b.map_or(0, |b| 16 + b.len() + 8);
+        let groups = self.cred.as_ref().map_or(0, |c| c.groups().len() * 8);
+        let fixed = 16 * 14 + 64 + 24 + 40 + 16 * 2 + 8 + 16 + 4 * 36;
+        let m = |bit: u64| mask & bit != 0;
+        fixed
+            + if m(KDBUS_ATTACH_AUXGROUPS) { groups } else { 0 }
+            + if m(KDBUS_ATTACH_EXE) {
+                var(self.exe.as_ref().map(|e| &e.0[..]))
+            } else {
+                0
+            }
+            + if m(KDBUS_ATTACH_CMDLINE) {
+                var(self.cmdline.as_deref())
+            } else {
+                0
+            }
+            + if m(KDBUS_ATTACH_CGROUP) {
+                var(self.cgroup.as_deref())
+            } else {
+                0
+            }
+            + if m(KDBUS_ATTACH_SECLABEL) {
+                var(self.seclabel.as_deref())
+            } else {
+                0
+            }
+    }
+
     /// Writes the items of `mask` as `ns` and `c` see them, in the fixed
     /// order, followed by the connection items of `extra`; returns the
     /// unpadded end of the last item (metadata.md 3-4).

@@ -167,27 +167,33 @@ impl Task {
         if file.is_null() {
             return Ok(None);
         }
-        let mut buf = KVec::new();
-        let r = buf.extend_with(PAGE, 0u8, gfp());
+        // Not zeroed: d_path writes the string it returns at the end of the
+        // buffer (NUL-terminated at `PAGE - 1`), and only that is read.
+        let r = KVec::<u8>::with_capacity(PAGE, gfp());
         // SAFETY: `file` holds our reference; d_path writes at most `PAGE`
-        // bytes into `buf` and returns a pointer into it or an error
+        // bytes into the buffer and returns a pointer into it or an error
         // pointer. The reference is given back after the call.
         let p = unsafe {
-            let p = match r {
-                Ok(()) => bindings::d_path(&(*file).f_path, buf.as_mut_ptr().cast(), PAGE as i32),
+            let p = match &r {
+                Ok(b) => {
+                    bindings::d_path(&(*file).f_path, b.as_ptr().cast_mut().cast(), PAGE as i32)
+                }
                 Err(_) => core::ptr::null_mut(),
             };
             bindings::fput(file);
             p
         };
-        r?;
+        let buf = r?;
         let Ok(p) = kernel::error::from_err_ptr(p) else {
             return Ok(None);
         };
         let start = (p as usize).wrapping_sub(buf.as_ptr() as usize);
-        let Some(tail) = buf.get(start..) else {
+        if start >= PAGE {
             return Ok(None);
-        };
+        }
+        // SAFETY: d_path wrote the path from `p` up to its NUL at `PAGE - 1`
+        // of the buffer's capacity.
+        let tail = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), PAGE - 1 - start) };
         let len = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
         let mut out = KVec::with_capacity(len, gfp())?;
         out.extend_from_slice(&tail[..len], gfp())?;
@@ -228,8 +234,10 @@ impl Task {
 
     /// The task's cgroup on the default hierarchy, as a path from its root.
     pub(crate) fn cgroup_path(&self) -> Result<Option<KVec<u8>>> {
-        let mut buf = KVec::new();
-        buf.extend_with(PAGE, 0u8, gfp())?;
+        // Not zeroed: cgroup_path writes the string whose length it
+        // returns, and only that is read.
+        let buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
+        let base = buf.as_ptr().cast_mut();
         // SAFETY: under RCU the task's css_set and its default cgroup (and
         // the cgroup's kernfs node) are not freed; cgroup_path does not
         // sleep and NUL-terminates within `PAGE` bytes.
@@ -238,17 +246,23 @@ impl Task {
             let cg = bindings::kdbus_task_dfl_cgroup(self.raw());
             let n = match cg.is_null() {
                 true => -1,
-                false => bindings::kdbus_cgroup_path(cg, buf.as_mut_ptr().cast(), PAGE),
+                false => bindings::kdbus_cgroup_path(cg, base.cast(), PAGE),
             };
             bindings::kdbus_rcu_read_unlock();
             n
         };
-        if n < 0 || n as usize >= PAGE {
+        let Ok(n) = usize::try_from(n) else {
+            return Ok(None);
+        };
+        if n >= PAGE {
             return Ok(None);
         }
-        let len = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        // SAFETY: cgroup_path wrote `n` bytes (and a NUL) at the start of
+        // the buffer's capacity.
+        let path = unsafe { core::slice::from_raw_parts(base, n) };
+        let len = path.iter().position(|&b| b == 0).unwrap_or(n);
         let mut out = KVec::with_capacity(len, gfp())?;
-        out.extend_from_slice(&buf[..len], gfp())?;
+        out.extend_from_slice(&path[..len], gfp())?;
         Ok(Some(out))
     }
 

@@ -11,8 +11,7 @@ use kdbus::consts::{POLICY_SEE, POLICY_TALK};
 #[cfg(test)]
 use kdbus::ItemIter;
 use kdbus::{
-    Access, Bus, BusMaker, CmdBuf, Connection, Control, Endpoint, Errno, PolicyEntry, ATTACH_ALL,
-    ATTACH_ANY,
+    Access, Bus, BusMaker, CmdBuf, Connection, Control, Endpoint, Errno, PolicyEntry, ATTACH_ANY,
 };
 use kdbus_uapi as uapi;
 
@@ -70,11 +69,10 @@ pub struct Peers {
 /// How [`Peers::setup_with`] connects the two ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerSetup {
-    /// Both connections send every metadata item (`attach_flags_send =
-    /// _KDBUS_ATTACH_ANY`) and ask for all of them (`attach_flags_recv =
-    /// _KDBUS_ATTACH_ALL`), so each call and each reply carries them all.
-    /// Otherwise both masks are 0: bare messages.
-    pub all_metadata: bool,
+    /// The metadata both connections ask for (`attach_flags_recv`; they
+    /// send everything, `_KDBUS_ATTACH_ANY`, when it is not 0), so each call
+    /// and each reply carries these items. 0: bare messages (both masks 0).
+    pub metadata: u64,
     /// The client connects through a custom endpoint (endpoint.md) whose
     /// policy ([`endpoint_policy`]) lets it TALK to `talk_to`; the server
     /// stays on the default endpoint.
@@ -127,9 +125,9 @@ impl Peers {
             .make(control)
             .map_err(|e| Failure::sys("BUS_MAKE", who, e))?;
         let flags = uapi::KDBUS_HELLO_ACCEPT_FD as u64;
-        let (send, recv) = match how.all_metadata {
-            true => (ATTACH_ANY, ATTACH_ALL),
-            false => (0, 0),
+        let (send, recv) = match how.metadata {
+            0 => (0, 0),
+            m => (ATTACH_ANY, m),
         };
         let hello = |path: &std::path::Path, label: &str| -> Result<Connection, Failure> {
             let c = Connection::hello(path, flags, send, recv, POOL_SIZE)

@@ -76,6 +76,8 @@ usage: kdbus-bench [--budget SECS] [--rounds N] [--only PART[,PART...]] [--basel
                    metadata vs none), endpoint (custom endpoint with policy
                    vs default endpoint), fanout (broadcast fan-out vs
                    unicast)
+  --meta-mask HEX  the items of the metadata variant of meta (default
+                   3fff, _KDBUS_ATTACH_ALL): to see what each item costs
   --baseline-only  only the AF_UNIX baselines (and memfd creation): runs
                    anywhere, no kdbus needed (name, meta, endpoint and
                    fanout have none)
@@ -98,6 +100,8 @@ struct Opts {
     memfd: bool,
     name: bool,
     meta: bool,
+    /// The metadata of the "all metadata" variant (`--meta-mask`).
+    meta_mask: u64,
     endpoint: bool,
     fanout: bool,
     kdbus: bool,
@@ -114,6 +118,7 @@ fn parse_args() -> Result<Opts, String> {
         memfd: true,
         name: true,
         meta: true,
+        meta_mask: kdbus::ATTACH_ALL,
         endpoint: true,
         fanout: true,
         kdbus: true,
@@ -160,6 +165,15 @@ fn parse_args() -> Result<Opts, String> {
                 }
             }
             "--baseline-only" => o.kdbus = false,
+            "--meta-mask" => {
+                let v = val("--meta-mask")?;
+                o.meta_mask = u64::from_str_radix(v.trim_start_matches("0x"), 16)
+                    .ok()
+                    .filter(|m| *m != 0 && m & !kdbus::ATTACH_ALL == 0)
+                    .ok_or(format!(
+                        "--meta-mask needs KDBUS_ATTACH_* bits in hex, not {v}"
+                    ))?;
+            }
             "--pin" => {
                 let v = val("--pin")?;
                 o.pin = Some(Pin::parse(&v).ok_or(format!("--pin same|split|none, not {v}"))?);
@@ -280,6 +294,8 @@ struct PairRow {
     len: usize,
     base: Outcome,
     other: Outcome,
+    /// The metadata of the Meta variant.
+    mask: Option<u64>,
 }
 
 struct FanoutRow {
@@ -532,6 +548,7 @@ fn main() -> ExitCode {
             len: NAME_PAYLOAD,
             base: kdbus_start(),
             other: kdbus_start(),
+            mask: None,
         };
         let owned = match p {
             Some(p) => p.own_name(SERVER_NAME).map(|()| true),
@@ -995,7 +1012,7 @@ fn measure_pair(o: &Opts, pair: Pair, pin: Pin, slice: Duration) -> PairRow {
         Pair::Meta => (
             PeerSetup::default(),
             PeerSetup {
-                all_metadata: true,
+                metadata: o.meta_mask,
                 ..PeerSetup::default()
             },
             Dst::Id,
@@ -1029,6 +1046,7 @@ fn measure_pair(o: &Opts, pair: Pair, pin: Pin, slice: Duration) -> PairRow {
         len,
         base: start(&base),
         other: start(&other),
+        mask: (pair == Pair::Meta).then_some(o.meta_mask),
     };
     let (pb, po) = (base.as_ref().ok(), other.as_ref().ok());
     let mut run_base = |s: Duration| kbench::rtt_to(pb.unwrap(), dst, len, Call::Sync, s);
@@ -1117,9 +1135,10 @@ fn bench_lines_more(pairs: &[PairRow], fan: &[FanoutRow]) {
     for r in pairs {
         let (fb, fo) = r.pair.fields();
         println!(
-            "BENCH {} payload={} {fo}_per_s={} {fb}_per_s={} ratio={} cpus={}{}{}{}",
+            "BENCH {} payload={}{} {fo}_per_s={} {fb}_per_s={} ratio={} cpus={}{}{}{}",
             r.pair.tag(),
             r.len,
+            r.mask.map_or(String::new(), |m| format!(" mask={m:#x}")),
             val(&r.other, Stat::per_s, 0),
             val(&r.base, Stat::per_s, 0),
             bench_ratio(&r.other, &r.base),
