@@ -4,7 +4,11 @@
 //! sd-bus's kdbus transport used (dbus-on-kdbus.md 3), one per kdbus
 //! message (section 4); bodies are serialized by [zvariant] (its GVariant
 //! format), so arguments are any `serde::Serialize + zvariant::Type` and
-//! replies come back as any `DeserializeOwned + Type`.
+//! replies come back as any `DeserializeOwned + Type`. Pass byte arrays
+//! (`ay`) as `serde_bytes::Bytes` / `ByteBuf` (zvariant's `serde_bytes`
+//! feature): a plain `Vec<u8>` goes through serde's sequence path one
+//! byte at a time, ~1 ms to build and ~3 ms to read a 64 KiB argument
+//! here against 0.04 ms and 0.003 ms (`examples/marshal-cost.rs`).
 //!
 //! * [`Connection`] (blocking) / [`ConnectionBuilder`]: open a bus by path,
 //!   by convention ([`Connection::system`], [`Connection::user`]) or by
