@@ -79,6 +79,8 @@ unsafe impl AlwaysRefCounted for Credential {
         unsafe { bindings::kdbus_get_cred(self.0.get()) };
     }
 
+    // SAFETY: an `unsafe fn` of the trait: callers pass a reference they
+    // own and no longer use (`AlwaysRefCounted::dec_ref`'s contract).
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: the caller gives up one reference it owns.
         unsafe { bindings::kdbus_put_cred(obj.cast().as_ptr()) };
@@ -223,6 +225,8 @@ unsafe impl AlwaysRefCounted for UserNamespace {
         unsafe { bindings::kdbus_get_user_ns(self.0.get()) };
     }
 
+    // SAFETY: an `unsafe fn` of the trait: callers pass a reference they
+    // own and no longer use (`AlwaysRefCounted::dec_ref`'s contract).
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: the caller gives up one reference it owns.
         unsafe { bindings::kdbus_put_user_ns(obj.cast().as_ptr()) };

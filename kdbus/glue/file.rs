@@ -38,6 +38,8 @@ unsafe impl AlwaysRefCounted for File {
         unsafe { bindings::kdbus_get_file(self.as_ptr()) };
     }
 
+    // SAFETY: an `unsafe fn` of the trait: callers pass a reference they
+    // own and no longer use (`AlwaysRefCounted::dec_ref`'s contract).
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: the caller gives up one reference it owns.
         unsafe { bindings::fput(obj.cast().as_ptr()) };

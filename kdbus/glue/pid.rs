@@ -30,6 +30,8 @@ unsafe impl AlwaysRefCounted for Pid {
         unsafe { bindings::kdbus_get_pid(self.0.get()) };
     }
 
+    // SAFETY: an `unsafe fn` of the trait: callers pass a reference they
+    // own and no longer use (`AlwaysRefCounted::dec_ref`'s contract).
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: the caller gives up one reference it owns.
         unsafe { bindings::put_pid(obj.cast().as_ptr()) };
@@ -83,6 +85,8 @@ unsafe impl AlwaysRefCounted for PidNamespace {
         unsafe { bindings::kdbus_get_pid_ns(self.0.get()) };
     }
 
+    // SAFETY: an `unsafe fn` of the trait: callers pass a reference they
+    // own and no longer use (`AlwaysRefCounted::dec_ref`'s contract).
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: the caller gives up one reference it owns.
         unsafe { bindings::put_pid_ns(obj.cast().as_ptr()) };
