@@ -169,15 +169,13 @@ impl Task {
         }
         // Not zeroed: d_path writes the string it returns at the end of the
         // buffer (NUL-terminated at `PAGE - 1`), and only that is read.
-        let r = KVec::<u8>::with_capacity(PAGE, gfp());
+        let mut r = KVec::<u8>::with_capacity(PAGE, gfp());
         // SAFETY: `file` holds our reference; d_path writes at most `PAGE`
         // bytes into the buffer and returns a pointer into it or an error
         // pointer. The reference is given back after the call.
         let p = unsafe {
-            let p = match &r {
-                Ok(b) => {
-                    bindings::d_path(&(*file).f_path, b.as_ptr().cast_mut().cast(), PAGE as i32)
-                }
+            let p = match &mut r {
+                Ok(b) => bindings::d_path(&(*file).f_path, b.as_mut_ptr().cast(), PAGE as i32),
                 Err(_) => core::ptr::null_mut(),
             };
             bindings::fput(file);
@@ -236,8 +234,8 @@ impl Task {
     pub(crate) fn cgroup_path(&self) -> Result<Option<KVec<u8>>> {
         // Not zeroed: cgroup_path writes the string whose length it
         // returns, and only that is read.
-        let buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
-        let base = buf.as_ptr().cast_mut();
+        let mut buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
+        let base = buf.as_mut_ptr();
         // SAFETY: under RCU the task's css_set and its default cgroup (and
         // the cgroup's kernfs node) are not freed; cgroup_path does not
         // sleep and NUL-terminates within `PAGE` bytes.
