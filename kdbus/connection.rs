@@ -19,7 +19,7 @@ use crate::glue::poll::PollCondVar;
 use crate::glue::stats::{Kind, Live};
 use crate::glue::workqueue::{DelayedWork, DelayedWorkItem};
 use crate::matches::MatchEntry;
-use crate::metadata::{Consumer, Snapshot};
+use crate::metadata::{Consumer, ProcCache, Snapshot};
 use crate::names::Records;
 use crate::policy::PolicyDb;
 use crate::pool::Pool;
@@ -95,6 +95,10 @@ pub(crate) struct Connection {
     /// The namespaces metadata is translated into for this connection
     /// (metadata.md 3), captured at HELLO.
     pub(crate) consumer: Consumer,
+    /// What its last message's process metadata was, and how its last
+    /// receiver saw it (metadata/cache.rs).
+    #[pin]
+    pub(crate) meta_cache: ProcCache,
     /// Cleared once, at disconnect (under `inner`); read without locks.
     active: AtomicBool,
     #[pin]
@@ -273,6 +277,7 @@ impl Connection {
                 description,
                 meta,
                 consumer,
+                meta_cache <- ProcCache::new(),
                 active: AtomicBool::new(true),
                 inner <- kernel::new_mutex!(ConnInner {
                     attach_send,
@@ -559,5 +564,6 @@ impl Connection {
         bus.flush_notifications();
         let account = self.inner.lock().account.take();
         drop(account);
+        self.meta_cache.clear();
     }
 }

@@ -34,7 +34,7 @@ impl Connection {
     pub(crate) fn place(
         self: &Arc<Self>,
         kmsg: &Kmsg,
-        mut from: Option<&mut Sender>,
+        from: Option<&mut Sender>,
         accounted: bool,
     ) -> Result<Placed> {
         if !self.is_active() {
@@ -44,39 +44,39 @@ impl Connection {
             return Err(ECOMM);
         }
         // Metadata (metadata.md 2-3): chosen for this receiver, collected
-        // from the sending thread once per message (CMDLINE reads its
-        // memory: without the active reference), rendered for this
+        // from the sending thread once per message, rendered for this
         // receiver's namespaces.
         let mask = kmsg.mask_for(self.attach_recv(), &self.consumer.pid_ns);
-        match from {
-            Some(ref mut s) if kmsg.collect_reads_user_memory(mask) => {
-                s.active.suspended(|| kmsg.collect(mask))?
-            }
-            _ => kmsg.collect(mask)?,
-        }
-        let head = kmsg.head(mask, self.cred.user_ns(), &self.consumer)?;
-        let want = msg::slice_size(head.msg_size, kmsg.payload_size).ok_or(EMSGSIZE)?;
-        let charge = accounted.then_some(Charge {
-            uid: kmsg.quota_uid,
-            size: want,
-            nfds: kmsg.nfds,
-        });
-        let (offset, size) = self.pool.alloc(want, charge)?;
-        let files = match kmsg.files_at(offset) {
-            Ok(f) => f,
-            Err(e) => {
-                self.pool.release(offset, charge);
-                return Err(e);
-            }
+        let build = || -> Result<Placed> {
+            kmsg.collect(mask)?;
+            let head = kmsg.head(mask, self.cred.user_ns(), &self.consumer)?;
+            let want = msg::slice_size(head.msg_size, kmsg.payload_size).ok_or(EMSGSIZE)?;
+            let charge = accounted.then_some(Charge {
+                uid: kmsg.quota_uid,
+                size: want,
+                nfds: kmsg.nfds,
+            });
+            let (offset, size) = self.pool.alloc(want, charge)?;
+            let files = match kmsg.files_at(offset) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.pool.release(offset, charge);
+                    return Err(e);
+                }
+            };
+            let p = kmsg.header.priority;
+            let placed = Placed::new(self.pool.clone(), offset, size, p, charge, files, kmsg.nfds);
+            kmsg.write_into(&self.pool, offset, &head, size)?;
+            Ok(placed)
         };
-        let p = kmsg.header.priority;
-        let placed = Placed::new(self.pool.clone(), offset, size, p, charge, files, kmsg.nfds);
-        let write = || kmsg.write_into(&self.pool, offset, &head, size);
+        // Collecting CMDLINE and copying the payload read the sender's
+        // memory: both without its active reference, in one suspension.
         match from {
-            Some(s) if kmsg.reads_user_memory() => s.active.suspended(write)?,
-            _ => write()?,
+            Some(s) if kmsg.collect_reads_user_memory(mask) || kmsg.reads_user_memory() => {
+                s.active.suspended(build)
+            }
+            _ => build(),
         }
-        Ok(placed)
     }
 
     /// Appends a placed message to the queue (message.md 7.3 step 6) and

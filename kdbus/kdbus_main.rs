@@ -18,7 +18,8 @@
 //!   trackers), [`pool`] (the receive pool and its quotas), [`info`]
 //!   (CONN_INFO, BUS_CREATOR_INFO, LIST), [`metadata`] (process metadata
 //!   collected from the calling task, faked metadata, their rendering for a
-//!   consumer).
+//!   consumer; `metadata/cache.rs`: a sending connection's last snapshot and
+//!   rendering, reused while the task's items are unchanged).
 //!
 //! # Lock order
 //!
@@ -59,6 +60,10 @@
 //!    handle's state; `mmap` (under `mmap_lock`) and `poll` take it, then
 //!    release it before anything else (`poll` then takes
 //!    `Connection::inner` to see whether input is waiting).
+//!    `ProcCache::inner` (spinlock, a sending connection's metadata cache,
+//!    `metadata/cache.rs`): innermost too, taken with no other kdbus lock
+//!    held, only to clone or swap the references it holds; what it lets go
+//!    of is dropped after it is released.
 //!
 //! The VFS's inode locks (node creation and removal, in `glue/vfs.rs`) are
 //! only taken with no kdbus lock held: nodes are published by [`fs`] from
@@ -75,8 +80,8 @@
 //! (a FUSE or userfaultfd page, a FUSE poll).
 //!
 //! Metadata collection from the calling task ([`metadata`]) takes the
-//! task's own locks (the task lock for `comm`, the mm's `mmap_lock` for
-//! EXE, `arg_lock`, RCU) and reads its argument block from user memory
+//! task's own locks (the task lock for `comm`, `fs->lock` for its root,
+//! `arg_lock`, RCU) and reads its argument block from user memory
 //! (CMDLINE). It runs only where that is allowed: at BUS_MAKE and HELLO
 //! under `Handle::setup` alone, before any other kdbus lock, and at SEND in
 //! `Connection::place` with no kdbus lock held, CMDLINE with the sender's

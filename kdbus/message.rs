@@ -17,11 +17,11 @@ use crate::glue::pid::{Pid, PidNamespace};
 use crate::glue::stats::{Kind, Live};
 use crate::glue::task::Task;
 use crate::glue::time;
-use crate::metadata::{Consumer, ProcMeta};
+use crate::metadata::{Consumer, MsgProc, Rendered};
 use crate::pool::Pool;
 use crate::proto::errno::{Result, EFAULT, EINVAL, EMEDIUMTYPE, EMSGSIZE, EOPNOTSUPP, ETXTBSY};
 use crate::proto::item::{self, Items, HEADER_SIZE};
-use crate::proto::metadata::{self as pm, Values};
+use crate::proto::metadata::{self as pm, Sink, Values};
 use crate::proto::msg::{self, Header};
 use crate::uapi::*;
 use core::cell::{OnceCell, RefCell};
@@ -61,8 +61,6 @@ pub(crate) struct Kmsg {
     /// Some data vector is still in the sender's memory (placing the
     /// message copies from user memory).
     user_vecs: bool,
-    /// The sender's description (CONN_DESCRIPTION metadata).
-    description: Option<KVec<u8>>,
     /// The sending connection, for the names it owns (NAMES metadata).
     sender: Option<Arc<Connection>>,
     /// OWNED_NAME items of the sender's names, collected when the first
@@ -73,19 +71,103 @@ pub(crate) struct Kmsg {
     /// The sending thread (whether a receiver could see it in /proc).
     tid: Option<ARef<Pid>>,
     /// The sending thread's process metadata, collected item by item when
-    /// the first receiver wants it, then shared by all (metadata.md 1).
-    /// `None` for kernel messages and for senders with faked metadata
-    /// (connection.md 10: no process metadata at all).
-    process: Option<RefCell<ProcMeta>>,
+    /// the first receiver wants it, then shared by all (metadata.md 1),
+    /// through the sender's cache (`metadata/cache.rs`). `None` for kernel
+    /// messages and for senders with faked metadata (connection.md 10: no
+    /// process metadata at all); `Some(None)` until collected.
+    process: Option<RefCell<Option<MsgProc>>>,
     _live: Live,
 }
 
-/// The header and items of a message for one receiver.
-pub(crate) struct Head {
-    /// Header, items and metadata, zero-padded to 8.
-    pub(crate) bytes: KVVec<u8>,
+/// The header and items of a message for one receiver, in the pieces
+/// they are written into its pool from, each zero-padded to 8.
+pub(crate) struct Head<'a> {
+    /// The header and the message's items, their PAYLOAD_OFF offsets
+    /// patched for this receiver.
+    fixed: Buf<FIXED_INLINE>,
+    /// The sender's process items, rendered for this receiver.
+    process: Option<Arc<Rendered>>,
+    /// OWNED_NAME items.
+    names: &'a [u8],
+    /// CONN_DESCRIPTION and TIMESTAMP.
+    tail: Buf<TAIL_INLINE>,
     /// `kdbus_msg.size`: the unpadded end of the last item.
     pub(crate) msg_size: u64,
+}
+
+/// Bytes of a head's header and items kept on the stack (more go to the
+/// heap): the header and a few items, as most messages have.
+const FIXED_INLINE: usize = 384;
+/// CONN_DESCRIPTION (at most a 63-byte sysname) and TIMESTAMP.
+const TAIL_INLINE: usize = 128;
+
+/// A byte buffer for one receiver's head: on the stack while it fits, on
+/// the heap once it does not (no allocation for the common message).
+struct Buf<const N: usize> {
+    inline: [u8; N],
+    len: usize,
+    heap: Option<KVVec<u8>>,
+}
+
+impl<const N: usize> Buf<N> {
+    fn new() -> Self {
+        Buf {
+            inline: [0; N],
+            len: 0,
+            heap: None,
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match &self.heap {
+            Some(h) => h,
+            None => self.inline.get(..self.len).unwrap_or(&[]),
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match &mut self.heap {
+            Some(h) => h,
+            None => self.inline.get_mut(..self.len).unwrap_or(&mut []),
+        }
+    }
+}
+
+impl<const N: usize> pm::Sink for Buf<N> {
+    fn written(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result {
+        if let Some(h) = &mut self.heap {
+            return Ok(h.extend_from_slice(b, gfp())?);
+        }
+        let end = self.len.checked_add(b.len()).ok_or(EMSGSIZE)?;
+        match self.inline.get_mut(self.len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(b);
+                self.len = end;
+            }
+            None => {
+                let mut h = KVVec::with_capacity(end.max(2 * N), gfp())?;
+                h.extend_from_slice(self.as_slice(), gfp())?;
+                h.extend_from_slice(b, gfp())?;
+                self.heap = Some(h);
+            }
+        }
+        Ok(())
+    }
+
+    fn zeros(&mut self, n: usize) -> Result {
+        let z = [0u8; 64];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(z.len());
+            self.put(&z[..k])?;
+            left -= k;
+        }
+        Ok(())
+    }
 }
 
 /// Appends an item of type `ty` whose payload is the concatenation of
@@ -103,7 +185,8 @@ pub(crate) fn push_item<A: kernel::alloc::Allocator>(
         out.extend_from_slice(p, gfp())?;
     }
     let padded = item::align8(out.len()).ok_or(EMSGSIZE)?;
-    out.extend_with(padded - out.len(), 0, gfp())?;
+    let pad = [0u8; 8];
+    out.extend_from_slice(pad.get(..padded - out.len()).unwrap_or(&[]), gfp())?;
     Ok(size)
 }
 
@@ -148,7 +231,7 @@ impl Kmsg {
         sender: &Arc<Connection>,
         seq: u64,
     ) -> Result<Self> {
-        let (src_id, quota_uid, description) = (sender.id, sender.account, sender.description());
+        let (src_id, quota_uid) = (sender.id, sender.account);
         let mut items = KVVec::new();
         let mut files = KVec::new();
         let mut nfds = 0u32;
@@ -199,14 +282,6 @@ impl Kmsg {
             };
             items_end = start + size;
         }
-        let description = match description {
-            Some(d) => {
-                let mut v = KVec::with_capacity(d.len(), gfp())?;
-                v.extend_from_slice(d, gfp())?;
-                Some(v)
-            }
-            None => None,
-        };
         Ok(Kmsg {
             header,
             src_id,
@@ -220,14 +295,13 @@ impl Kmsg {
             timestamp: core::cell::OnceCell::new(),
             kernel: false,
             user_vecs,
-            description,
             sender: Some(sender.clone()),
             names: OnceCell::new(),
             send_mask: sender.attach_send(),
             tid: Task::current().pid(),
             process: match sender.faked_meta() {
                 true => None,
-                false => Some(RefCell::new(ProcMeta::new())),
+                false => Some(RefCell::new(None)),
             },
             _live: Live::new(Kind::Message),
         })
@@ -282,7 +356,6 @@ impl Kmsg {
             timestamp: core::cell::OnceCell::new(),
             kernel: true,
             user_vecs: false,
-            description: None,
             sender: None,
             names: OnceCell::new(),
             send_mask: 0,
@@ -328,80 +401,106 @@ impl Kmsg {
         pm::message_mask(self.send_mask, attach_recv, faked, visible)
     }
 
+    /// The process metadata of `mask` this message does not have yet.
+    fn missing(&self, mask: u64) -> u64 {
+        match &self.process {
+            None => 0,
+            Some(p) => p.try_borrow().map_or(mask & pm::PROCESS, |p| match &*p {
+                Some(m) => m.missing(mask),
+                None => mask & pm::PROCESS,
+            }),
+        }
+    }
+
     /// Whether collecting the process metadata of `mask` still to be
-    /// collected reads the sender's memory (CMDLINE).
+    /// collected reads the sender's memory (CMDLINE, also when a cached
+    /// value is checked).
     pub(crate) fn collect_reads_user_memory(&self, mask: u64) -> bool {
-        self.process.as_ref().is_some_and(|p| {
-            p.try_borrow()
-                .is_ok_and(|p| p.missing(mask) & KDBUS_ATTACH_CMDLINE != 0)
-        })
+        self.missing(mask) & KDBUS_ATTACH_CMDLINE != 0
     }
 
     /// Collects the process metadata of `mask` not collected yet, from the
     /// calling (sending) thread: once per message and item, so every
     /// receiver sees the same values.
     pub(crate) fn collect(&self, mask: u64) -> Result {
-        let Some(p) = &self.process else {
+        let (Some(p), Some(sender)) = (&self.process, &self.sender) else {
             return Ok(());
         };
-        let mut p = p.try_borrow_mut().map_err(|_| EINVAL)?;
-        if p.missing(mask) == 0 {
+        if self.missing(mask) == 0 {
             return Ok(());
         }
-        p.collect(mask, &Credential::current())
+        let mut p = p.try_borrow_mut().map_err(|_| EINVAL)?;
+        let m = sender
+            .meta_cache
+            .collect(p.as_ref(), mask, &Credential::current())?;
+        *p = Some(m);
+        Ok(())
     }
 
     /// Builds the head (header, items, metadata) for a receiver that gets
     /// metadata `mask` (from [`Kmsg::mask_for`], collected), translated
     /// into user namespace `ns` and the namespaces `c` (message.md 14;
-    /// metadata.md 3-4).
-    pub(crate) fn head(&self, mask: u64, ns: &UserNamespace, c: &Consumer) -> Result<Head> {
-        // Sized once: the metadata items would otherwise regrow it several
-        // times per receiver.
-        let meta = match (&self.process, mask & pm::PROCESS) {
-            (Some(p), m) if m != 0 => p.try_borrow().map_or(0, |p| p.size_hint(mask)),
-            _ => 0,
-        };
-        let names = match mask & KDBUS_ATTACH_NAMES {
-            0 => 0,
-            _ => self.owned_names().len(),
-        };
-        let extra = 128 + meta + names + self.description.as_ref().map_or(0, |d| d.len() + 24);
-        let mut out = KVVec::with_capacity(MSG_HDR + self.items.len() + extra, gfp())?;
-        out.extend_with(MSG_HDR, 0, gfp())?;
-        out.extend_from_slice(&self.items, gfp())?;
+    /// metadata.md 3-4). Nothing is copied that can be written from where
+    /// it is: the process items come from the sender's cache, the names
+    /// from the message.
+    pub(crate) fn head(&self, mask: u64, ns: &UserNamespace, c: &Consumer) -> Result<Head<'_>> {
+        let mut fixed = Buf::new();
+        fixed.put(&[0u8; MSG_HDR])?;
+        fixed.put(&self.items)?;
         let mut end = MSG_HDR + self.items_end;
-        let mut extra = Values::default();
-        if mask & KDBUS_ATTACH_NAMES != 0 {
-            extra.names = self.owned_names();
-        }
-        extra.description = self.description.as_deref();
-        if mask & KDBUS_ATTACH_TIMESTAMP != 0 {
-            extra.timestamp = Some(*self.timestamp.get_or_init(|| timestamp(self.seq)));
-        }
-        let last = match &self.process {
-            Some(p) => {
-                let p = p.try_borrow().map_err(|_| EINVAL)?;
-                p.render(mask, ns, c, &extra, &mut out)?
-            }
-            None => pm::encode(&extra, mask & pm::CONNECTION, &mut out)?,
+        let mut at = fixed.written();
+        // Process items first (metadata.md 4 puts them before the
+        // connection's), then names, description and timestamp.
+        let process = match (&self.process, &self.sender) {
+            (Some(p), Some(sender)) => match &*p.try_borrow().map_err(|_| EINVAL)? {
+                Some(p) => sender.meta_cache.render(p, mask, ns, c)?,
+                None => None,
+            },
+            _ => None,
         };
-        if let Some(e) = last {
-            end = e;
+        if let Some(r) = &process {
+            if let Some(e) = r.end() {
+                end = at + e;
+            }
+            at += r.bytes().len();
+        }
+        let names = match mask & KDBUS_ATTACH_NAMES {
+            0 => &[][..],
+            _ => self.owned_names(),
+        };
+        if let Some(e) = pm::last_item_end(names) {
+            end = at + e;
+        }
+        at += names.len();
+        let mut tail = Buf::new();
+        let mut v = Values {
+            description: self.sender.as_ref().and_then(|s| s.description()),
+            ..Values::default()
+        };
+        if mask & KDBUS_ATTACH_TIMESTAMP != 0 {
+            v.timestamp = Some(*self.timestamp.get_or_init(|| timestamp(self.seq)));
+        }
+        let tail_mask = KDBUS_ATTACH_CONN_DESCRIPTION | KDBUS_ATTACH_TIMESTAMP;
+        if let Some(e) = pm::encode(&v, mask & tail_mask, &mut tail)? {
+            end = at + e;
         }
         let msg_size = end as u64;
-        self.header.write(&mut out, msg_size, self.src_id);
+        let out = fixed.as_mut_slice();
+        self.header.write(out, msg_size, self.src_id);
         // Patch the PAYLOAD_OFF offsets (message-relative), walking the
         // template: the same items at the same offsets past the header.
         msg::vec_offsets(
             Items::new(&self.items, 0).filter_map(|i| i.ok()),
             msg_size,
             |i, off| {
-                item::write_u64(&mut out, MSG_HDR + i.offset + HEADER_SIZE + 8, off);
+                item::write_u64(out, MSG_HDR + i.offset + HEADER_SIZE + 8, off);
             },
         );
         Ok(Head {
-            bytes: out,
+            fixed,
+            process,
+            names,
+            tail,
             msg_size,
         })
     }
@@ -429,9 +528,20 @@ impl Kmsg {
 
     /// Writes the message into `pool` at `off`: the head, then the payload
     /// copied from the sender's memory, then zero padding up to `slice_size`.
-    pub(crate) fn write_into(&self, pool: &Pool, off: u64, head: &Head, slice_size: u64) -> Result {
+    pub(crate) fn write_into(
+        &self,
+        pool: &Pool,
+        off: u64,
+        head: &Head<'_>,
+        slice_size: u64,
+    ) -> Result {
         let mut w = pool.writer(off, slice_size)?;
-        w.kernel(&head.bytes)?;
+        w.kernel(head.fixed.as_slice())?;
+        if let Some(p) = &head.process {
+            w.kernel(p.bytes())?;
+        }
+        w.kernel(head.names)?;
+        w.kernel(head.tail.as_slice())?;
         for i in Items::new(&self.items, 0).filter_map(|i| i.ok()) {
             match i.ty as u32 {
                 KDBUS_ITEM_PAYLOAD_OFF => {

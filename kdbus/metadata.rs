@@ -16,19 +16,30 @@ use crate::glue::cred::{Credential, Kgid, Kuid, UserNamespace, CAP_LAST_CAP};
 use crate::glue::gfp;
 use crate::glue::pid::{Pid, PidNamespace};
 use crate::glue::stats::{Kind, Live};
-use crate::glue::task::{Comm, Path, Task};
+use crate::glue::task::{Cgroup, Comm, Path, Task};
 use crate::proto::cmd::Cmd;
-use crate::proto::errno::{Result, EINVAL};
+use crate::proto::errno::{Result, EINVAL, ENAMETOOLONG};
 use crate::proto::metadata::{self as pm, Sink, Values, UNSET_ID};
 use crate::uapi::*;
 use kernel::alloc::Allocator;
 use kernel::prelude::*;
 use kernel::types::ARef;
 
+mod cache;
+pub(crate) use cache::{MsgProc, ProcCache, Rendered};
+
 /// At most this many bytes of a task's argument block are attached
 /// (CMDLINE): the whole block of any ordinary command line, bounded like a
 /// command.
 pub(crate) const CMDLINE_MAX: usize = 32 * 1024;
+
+/// The items kept with the credentials they come from.
+const CRED_ITEMS: u64 =
+    KDBUS_ATTACH_CREDS | KDBUS_ATTACH_AUXGROUPS | KDBUS_ATTACH_CAPS | KDBUS_ATTACH_SECLABEL;
+
+/// Bytes of the stack buffer [`ProcMeta::unchanged`] reads a path or a
+/// piece of the argument block into.
+const PROBE: usize = 256;
 
 impl<A: Allocator> Sink for Vec<u8, A> {
     fn written(&self) -> usize {
@@ -40,7 +51,15 @@ impl<A: Allocator> Sink for Vec<u8, A> {
     }
 
     fn zeros(&mut self, n: usize) -> Result {
-        Ok(self.extend_with(n, 0, gfp())?)
+        // Copied from a zeroed block: `extend_with` writes byte by byte.
+        let z = [0u8; 64];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(z.len());
+            self.extend_from_slice(&z[..k], gfp())?;
+            left -= k;
+        }
+        Ok(())
     }
 }
 
@@ -62,6 +81,14 @@ impl Consumer {
     }
 }
 
+/// EXE: where the executable is (held, as the historic kdbus held it), its
+/// name as the task saw it, and the task's root then.
+struct Exe {
+    file: Path,
+    name: KVec<u8>,
+    root: Path,
+}
+
 /// Process metadata of a task (metadata.md 1): the items collected so far.
 pub(crate) struct ProcMeta {
     /// Items collected (`KDBUS_ATTACH_*`), with or without data.
@@ -72,10 +99,10 @@ pub(crate) struct ProcMeta {
     pids: [Option<ARef<Pid>>; 3],
     tid_comm: Option<Comm>,
     pid_comm: Option<Comm>,
-    /// EXE: the path as the task saw it, and the task's root then.
-    exe: Option<(KVec<u8>, Path)>,
+    exe: Option<Exe>,
     cmdline: Option<KVec<u8>>,
-    cgroup: Option<KVec<u8>>,
+    /// CGROUP: the cgroup (held) and its path.
+    cgroup: Option<(Cgroup, KVec<u8>)>,
     seclabel: Option<KVec<u8>>,
     /// AUDIT: login uid, session id.
     audit: Option<(Kuid, u32)>,
@@ -123,8 +150,7 @@ impl ProcMeta {
         }
         let task = Task::current();
         let want = |bit: u64| need & bit != 0;
-        let cred_items = KDBUS_ATTACH_CREDS | KDBUS_ATTACH_AUXGROUPS | KDBUS_ATTACH_CAPS;
-        if need & cred_items != 0 && self.cred.is_none() {
+        if need & CRED_ITEMS != 0 && self.cred.is_none() {
             self.cred = Some(ARef::from(cred));
         }
         if want(KDBUS_ATTACH_PIDS) {
@@ -137,15 +163,21 @@ impl ProcMeta {
             self.pid_comm = Some(task.leader_comm());
         }
         if want(KDBUS_ATTACH_EXE) {
-            if let (Some(p), Some(root)) = (task.exe_path()?, task.fs_root()) {
-                self.exe = Some((p, root));
+            if let (Some(file), Some(root)) = (task.exe(), task.fs_root()) {
+                if let Some(name) = file.d_path()? {
+                    self.exe = Some(Exe { file, name, root });
+                }
             }
         }
         if want(KDBUS_ATTACH_CMDLINE) {
             self.cmdline = task.cmdline(CMDLINE_MAX)?;
         }
         if want(KDBUS_ATTACH_CGROUP) {
-            self.cgroup = task.cgroup_path()?;
+            if let Some(cg) = task.dfl_cgroup() {
+                if let Some(path) = cg.path()? {
+                    self.cgroup = Some((cg, path));
+                }
+            }
         }
         if want(KDBUS_ATTACH_SECLABEL) {
             self.seclabel = cred.security_context()?;
@@ -155,6 +187,120 @@ impl ProcMeta {
         }
         self.have |= need;
         Ok(())
+    }
+
+    /// Whether the items of `mask` are collected and still what the
+    /// calling task, whose credentials are `cred`, gives now: compared item
+    /// by item (credentials by identity: they never change), without
+    /// allocating; a path longer than the stack buffer counts as changed.
+    /// CMDLINE reads the task's memory, like [`ProcMeta::collect`].
+    pub(crate) fn unchanged(&self, mask: u64, cred: &Credential) -> Result<bool> {
+        let mask = mask & pm::PROCESS;
+        if mask & !self.have != 0 {
+            return Ok(false);
+        }
+        let task = Task::current();
+        let want = |bit: u64| mask & bit != 0;
+        if mask & CRED_ITEMS != 0 && !self.cred.as_deref().is_some_and(|c| core::ptr::eq(c, cred)) {
+            return Ok(false);
+        }
+        if want(KDBUS_ATTACH_PIDS) && !task.pids_are(self.pids.each_ref().map(|p| p.as_deref())) {
+            return Ok(false);
+        }
+        if mask & (KDBUS_ATTACH_TID_COMM | KDBUS_ATTACH_PID_COMM) != 0 {
+            let same = |now: Comm, then: &Option<Comm>| {
+                then.as_ref()
+                    .is_some_and(|t| t.as_bytes() == now.as_bytes())
+            };
+            let (tid, pid) = task.comms_unlocked();
+            if want(KDBUS_ATTACH_TID_COMM) && !same(tid, &self.tid_comm)
+                || want(KDBUS_ATTACH_PID_COMM) && !same(pid, &self.pid_comm)
+            {
+                return Ok(false);
+            }
+        }
+        let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); PROBE];
+        if want(KDBUS_ATTACH_EXE) {
+            // The same file seen from the same root, under the same name (a
+            // task without one counts as changed: it is collected again).
+            let Some(e) = &self.exe else {
+                return Ok(false);
+            };
+            if !task.exe_is(&e.file) || !task.root_is(&e.root) {
+                return Ok(false);
+            }
+            match e.file.d_path_in(&mut buf) {
+                Ok(Some(name)) if name == &e.name[..] => {}
+                Ok(_) | Err(ENAMETOOLONG) => return Ok(false),
+                Err(err) => return Err(err),
+            }
+        }
+        if want(KDBUS_ATTACH_CMDLINE) && !task.cmdline_is(CMDLINE_MAX, self.cmdline.as_deref()) {
+            return Ok(false);
+        }
+        // The same cgroup has the same path (cgroup2 has no rename).
+        if want(KDBUS_ATTACH_CGROUP)
+            && !self
+                .cgroup
+                .as_ref()
+                .is_some_and(|(cg, _)| task.cgroup_is(cg))
+        {
+            return Ok(false);
+        }
+        if want(KDBUS_ATTACH_AUDIT) && Some(task.audit()) != self.audit {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// A copy of the items of `mask` that are collected (references taken
+    /// anew, bytes copied): the start of a snapshot with more items.
+    pub(crate) fn dup(&self, mask: u64) -> Result<Self> {
+        let mask = mask & self.have;
+        let want = |bit: u64| mask & bit != 0;
+        let mut m = Self::new();
+        if mask & CRED_ITEMS != 0 {
+            m.cred = self.cred.clone();
+        }
+        if want(KDBUS_ATTACH_PIDS) {
+            m.pids = self.pids.clone();
+        }
+        if want(KDBUS_ATTACH_TID_COMM) {
+            m.tid_comm = self.tid_comm;
+        }
+        if want(KDBUS_ATTACH_PID_COMM) {
+            m.pid_comm = self.pid_comm;
+        }
+        if want(KDBUS_ATTACH_EXE) {
+            if let Some(e) = &self.exe {
+                m.exe = Some(Exe {
+                    file: e.file.clone(),
+                    name: copy(&e.name)?,
+                    root: e.root.clone(),
+                });
+            }
+        }
+        if want(KDBUS_ATTACH_CMDLINE) {
+            m.cmdline = self.cmdline.as_deref().map(copy).transpose()?;
+        }
+        if want(KDBUS_ATTACH_CGROUP) {
+            if let Some((cg, path)) = &self.cgroup {
+                m.cgroup = Some((cg.clone(), copy(path)?));
+            }
+        }
+        if want(KDBUS_ATTACH_SECLABEL) {
+            m.seclabel = self.seclabel.as_deref().map(copy).transpose()?;
+        }
+        if want(KDBUS_ATTACH_AUDIT) {
+            m.audit = self.audit;
+        }
+        m.have = mask;
+        Ok(m)
+    }
+
+    /// Whether consumer `c` sees the EXE item: the roots match.
+    pub(crate) fn exe_visible(&self, c: &Consumer) -> bool {
+        matches!((&self.exe, &c.root), (Some(e), Some(croot)) if e.root == *croot)
     }
 
     /// About how many bytes [`ProcMeta::render`] writes for `mask` (an
@@ -168,7 +314,7 @@ impl ProcMeta {
         fixed
             + if m(KDBUS_ATTACH_AUXGROUPS) { groups } else { 0 }
             + if m(KDBUS_ATTACH_EXE) {
-                var(self.exe.as_ref().map(|e| &e.0[..]))
+                var(self.exe.as_ref().map(|e| &e.name[..]))
             } else {
                 0
             }
@@ -178,7 +324,7 @@ impl ProcMeta {
                 0
             }
             + if m(KDBUS_ATTACH_CGROUP) {
-                var(self.cgroup.as_deref())
+                var(self.cgroup.as_ref().map(|c| &c.1[..]))
             } else {
                 0
             }
@@ -225,19 +371,24 @@ impl ProcMeta {
         }
         v.tid_comm = self.tid_comm.as_ref().map(|n| n.as_bytes());
         v.pid_comm = self.pid_comm.as_ref().map(|n| n.as_bytes());
-        if let (Some((path, root)), Some(croot)) = (&self.exe, &c.root) {
-            if root == croot {
-                v.exe = Some(path);
-            }
+        if self.exe_visible(c) {
+            v.exe = self.exe.as_ref().map(|e| &e.name[..]);
         }
         v.cmdline = self.cmdline.as_deref();
-        v.cgroup = self.cgroup.as_deref();
+        v.cgroup = self.cgroup.as_ref().map(|c| &c.1[..]);
         v.seclabel = self.seclabel.as_deref();
         if let Some((loginuid, session)) = self.audit {
             v.audit = Some([session, ns.map_uid(loginuid).unwrap_or(UNSET_ID)]);
         }
         pm::encode(&v, mask, out)
     }
+}
+
+/// A copy of `b`.
+fn copy(b: &[u8]) -> Result<KVec<u8>> {
+    let mut v = KVec::with_capacity(b.len(), gfp())?;
+    v.extend_from_slice(b, gfp())?;
+    Ok(v)
 }
 
 fn pids_in(p: &[Option<ARef<Pid>>; 3], c: &Consumer) -> [u32; 3] {

@@ -9,7 +9,6 @@
 #include <linux/fs_struct.h>
 #include <linux/idr.h>
 #include <linux/mm.h>
-#include <linux/mmap_lock.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/rcupdate.h>
@@ -78,9 +77,12 @@ void kdbus_rcu_read_unlock(void) { rcu_read_unlock(); }
 struct pid *kdbus_get_pid(struct pid *pid) { return get_pid(pid); }
 struct pid_namespace *kdbus_get_pid_ns(struct pid_namespace *ns) { return get_pid_ns(ns); }
 void kdbus_get_fs_root(struct fs_struct *fs, struct path *root) { get_fs_root(fs, root); }
-void kdbus_mmap_read_lock(struct mm_struct *mm) { mmap_read_lock(mm); }
-void kdbus_mmap_read_unlock(struct mm_struct *mm) { mmap_read_unlock(mm); }
+/* get_fs_root without the references: fs_struct's layout is randomised. */
+void kdbus_fs_root_peek(struct fs_struct *fs, struct path *root) { spin_lock(&fs->lock); *root = fs->root; spin_unlock(&fs->lock); }
 void kdbus_mm_arg_lock(struct mm_struct *mm) { spin_lock(&mm->arg_lock); }
 void kdbus_mm_arg_unlock(struct mm_struct *mm) { spin_unlock(&mm->arg_lock); }
 struct cgroup *kdbus_task_dfl_cgroup(struct task_struct *task) { return task_dfl_cgroup(task); }
 int kdbus_cgroup_path(struct cgroup *cgrp, char *buf, size_t buflen) { return cgroup_path(cgrp, buf, buflen); }
+bool kdbus_cgroup_tryget(struct cgroup *cgrp) { return cgroup_tryget(cgrp); }
+void kdbus_cgroup_get(struct cgroup *cgrp) { cgroup_get(cgrp); }
+void kdbus_cgroup_put(struct cgroup *cgrp) { cgroup_put(cgrp); }

@@ -69,11 +69,13 @@ void kdbus_rcu_read_unlock(void);
 struct pid *kdbus_get_pid(struct pid *pid);
 struct pid_namespace *kdbus_get_pid_ns(struct pid_namespace *ns);
 void kdbus_get_fs_root(struct fs_struct *fs, struct path *root);
-void kdbus_mmap_read_lock(struct mm_struct *mm);
-void kdbus_mmap_read_unlock(struct mm_struct *mm);
+void kdbus_fs_root_peek(struct fs_struct *fs, struct path *root);
 void kdbus_mm_arg_lock(struct mm_struct *mm);
 void kdbus_mm_arg_unlock(struct mm_struct *mm);
 struct cgroup *kdbus_task_dfl_cgroup(struct task_struct *task);
 int kdbus_cgroup_path(struct cgroup *cgrp, char *buf, size_t buflen);
+bool kdbus_cgroup_tryget(struct cgroup *cgrp);
+void kdbus_cgroup_get(struct cgroup *cgrp);
+void kdbus_cgroup_put(struct cgroup *cgrp);
 
 #endif

@@ -56,6 +56,11 @@ impl Pid {
         unsafe { Self::from_owned(bindings::find_get_pid(nr)) }
     }
 
+    /// The raw pointer (for identity comparisons in the glue).
+    pub(super) fn as_ptr(&self) -> *mut bindings::pid {
+        self.0.get()
+    }
+
     /// The number of this pid in `ns`; 0 if it is not visible there.
     pub(crate) fn nr_in(&self, ns: &PidNamespace) -> u32 {
         // SAFETY: both objects are live for the call.
@@ -90,6 +95,13 @@ unsafe impl AlwaysRefCounted for PidNamespace {
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: the caller gives up one reference it owns.
         unsafe { bindings::put_pid_ns(obj.cast().as_ptr()) };
+    }
+}
+
+/// Namespaces are equal if they are the same object.
+impl PartialEq for PidNamespace {
+    fn eq(&self, other: &PidNamespace) -> bool {
+        core::ptr::eq(self, other)
     }
 }
 

@@ -10,17 +10,17 @@ use super::bindings;
 use super::cred::Kuid;
 use super::gfp;
 use super::pid::Pid;
-use crate::proto::errno::Result;
-use core::marker::PhantomData;
+use crate::proto::errno::{Errno, Result, ENAMETOOLONG, ENOMEM};
+use core::mem::MaybeUninit;
 use kernel::prelude::*;
 use kernel::types::ARef;
-use kernel::uaccess::UserSlice;
+use kernel::uaccess::{UserSlice, UserSliceReader};
 
 const PAGE: usize = kernel::page::PAGE_SIZE;
 
-/// The calling task.
+/// The calling task (a raw pointer: not `Send`).
 pub(crate) struct Task {
-    _not_send: PhantomData<*mut ()>,
+    raw: *mut bindings::task_struct,
 }
 
 /// A task's `comm`: at most 15 bytes.
@@ -51,10 +51,111 @@ impl PartialEq for Path {
     }
 }
 
+impl Path {
+    /// The path as the calling task sees it (relative to its root), if it
+    /// has a name there.
+    pub(crate) fn d_path(&self) -> Result<Option<KVec<u8>>> {
+        // Not zeroed: d_path writes the string it returns at the end of the
+        // buffer, and only that is read.
+        let mut buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
+        match self.d_path_in(buf.spare_capacity_mut()) {
+            Ok(Some(p)) => Ok(Some(copy(p)?)),
+            Ok(None) | Err(ENAMETOOLONG) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Path::d_path`] written into `buf` (d_path writes at its end): the
+    /// name, `None` if there is none, `ENAMETOOLONG` if it does not fit.
+    pub(crate) fn d_path_in<'b>(&self, buf: &'b mut [MaybeUninit<u8>]) -> Result<Option<&'b [u8]>> {
+        let len = buf.len().min(PAGE);
+        let base = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: we hold references to both parts of the path; d_path
+        // writes at most `len` bytes into the buffer and returns a pointer
+        // into it or an error pointer.
+        let p = unsafe { bindings::d_path(&self.0, base.cast(), len as i32) };
+        let p = match kernel::error::from_err_ptr(p).map_err(Errno::from) {
+            Ok(p) => p.cast::<u8>(),
+            Err(ENAMETOOLONG) => return Err(ENAMETOOLONG),
+            Err(_) => return Ok(None),
+        };
+        let start = (p as usize).wrapping_sub(base as usize);
+        if start >= len {
+            return Ok(None);
+        }
+        // SAFETY: d_path wrote the name from `p` up to its NUL at `len - 1`
+        // of the buffer, which the returned slice borrows.
+        let tail = unsafe { core::slice::from_raw_parts(p, len - 1 - start) };
+        let n = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        Ok(tail.get(..n))
+    }
+}
+
+impl Clone for Path {
+    fn clone(&self) -> Path {
+        // SAFETY: we own references to both parts; path_get takes one more
+        // of each, which the clone owns.
+        unsafe { bindings::path_get(&self.0) };
+        Path(self.0)
+    }
+}
+
 impl Drop for Path {
     fn drop(&mut self) {
-        // SAFETY: we own one reference to both parts (taken by get_fs_root).
+        // SAFETY: we own one reference to both parts (get_fs_root, path_get).
         unsafe { bindings::path_put(&self.0) };
+    }
+}
+
+/// A cgroup of the default (cgroup2) hierarchy, counted. Its path never
+/// changes: cgroup2 directories cannot be renamed or moved.
+pub(crate) struct Cgroup(*mut bindings::cgroup);
+
+// SAFETY: the reference is counted atomically; the cgroup is only compared
+// and its path read.
+unsafe impl Send for Cgroup {}
+// SAFETY: as above.
+unsafe impl Sync for Cgroup {}
+
+impl Cgroup {
+    /// The cgroup's path from the hierarchy's root, as `/proc/self/cgroup`
+    /// shows it in the initial cgroup namespace.
+    pub(crate) fn path(&self) -> Result<Option<KVec<u8>>> {
+        // Not zeroed: cgroup_path writes the string whose length it
+        // returns, and only that is read.
+        let mut buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
+        let base = buf.as_mut_ptr();
+        // SAFETY: we hold a reference to the cgroup (and so its kernfs
+        // node); cgroup_path does not sleep and writes at most `PAGE` bytes,
+        // NUL-terminated.
+        let n = unsafe { bindings::kdbus_cgroup_path(self.0, base.cast(), PAGE) };
+        let Ok(n) = usize::try_from(n) else {
+            return Ok(None);
+        };
+        if n >= PAGE {
+            return Ok(None);
+        }
+        // SAFETY: cgroup_path wrote `n` bytes (and a NUL) at the start of
+        // the buffer's capacity.
+        let path = unsafe { core::slice::from_raw_parts(base, n) };
+        let len = path.iter().position(|&b| b == 0).unwrap_or(n);
+        Ok(Some(copy(path.get(..len).unwrap_or(&[]))?))
+    }
+}
+
+impl Clone for Cgroup {
+    fn clone(&self) -> Cgroup {
+        // SAFETY: we hold a reference; cgroup_get takes one more, which the
+        // clone owns.
+        unsafe { bindings::kdbus_cgroup_get(self.0) };
+        Cgroup(self.0)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (cgroup_tryget, cgroup_get).
+        unsafe { bindings::kdbus_cgroup_put(self.0) };
     }
 }
 
@@ -62,13 +163,49 @@ impl Task {
     /// The calling task.
     pub(crate) fn current() -> Task {
         Task {
-            _not_send: PhantomData,
+            // SAFETY: `current` is always valid in process context, and a
+            // `Task` does not leave the calling thread.
+            raw: unsafe { bindings::kdbus_current() },
         }
     }
 
     fn raw(&self) -> *mut bindings::task_struct {
-        // SAFETY: `current` is always valid in process context.
-        unsafe { bindings::kdbus_current() }
+        self.raw
+    }
+
+    /// Whether the thread group's, the thread's and the real parent's
+    /// thread group's pids are `pids` (as [`Task::tgid`], [`Task::pid`] and
+    /// [`Task::parent_tgid`] give them), compared by identity without
+    /// taking references.
+    pub(crate) fn pids_are(&self, pids: [Option<&Pid>; 3]) -> bool {
+        let tgid = bindings::pid_type_PIDTYPE_TGID as usize;
+        let want = pids.map(|p| p.map_or(core::ptr::null_mut(), |p| p.as_ptr()));
+        // SAFETY: the calling task's `signal` and `thread_pid` stay while it
+        // runs; under RCU `real_parent` and its `signal` are not freed. Only
+        // the pointer values are compared.
+        unsafe {
+            let t = self.raw();
+            let group = |t: *mut bindings::task_struct| {
+                let sig = (*t).signal;
+                match sig.is_null() {
+                    true => core::ptr::null_mut(),
+                    false => (*sig)
+                        .pids
+                        .get(tgid)
+                        .copied()
+                        .unwrap_or(core::ptr::null_mut()),
+                }
+            };
+            let (own, thread) = (group(t), (*t).thread_pid);
+            bindings::kdbus_rcu_read_lock();
+            let parent = (*t).real_parent;
+            let parent = match parent.is_null() {
+                true => core::ptr::null_mut(),
+                false => group(parent),
+            };
+            bindings::kdbus_rcu_read_unlock();
+            [own, thread, parent] == want
+        }
     }
 
     fn pid_of(&self, ty: bindings::pid_type) -> Option<ARef<Pid>> {
@@ -129,6 +266,59 @@ impl Task {
         c
     }
 
+    /// The thread's and its group leader's `comm`, as [`Task::comm`] and
+    /// [`Task::leader_comm`] give them but read without the task locks
+    /// (volatile reads, as the kernel's own unlocked `current->comm`
+    /// readers do): a name that another thread is changing at that moment
+    /// may read as a mix of the two, which is compared, never reported.
+    pub(crate) fn comms_unlocked(&self) -> (Comm, Comm) {
+        let to_comm = |raw: [u8; 16]| Comm { buf: raw };
+        // SAFETY: the calling task is live; under RCU its group leader is
+        // not freed. The arrays are copied, never referenced.
+        unsafe {
+            let t = self.raw();
+            let own = core::ptr::read_volatile(&raw const (*t).comm);
+            bindings::kdbus_rcu_read_lock();
+            let leader = (*t).group_leader;
+            let lead = match leader.is_null() {
+                true => [0; 16],
+                false => core::ptr::read_volatile(&raw const (*leader).comm),
+            };
+            bindings::kdbus_rcu_read_unlock();
+            (to_comm(own), to_comm(lead))
+        }
+    }
+
+    /// Whether at most `max` bytes of the task's argument block are
+    /// `expected` (`None`: it has none), compared piece by piece as they
+    /// are read from its memory; an unreadable block counts as different.
+    /// Reads user memory: call with no kdbus lock held.
+    pub(crate) fn cmdline_is(&self, max: usize, expected: Option<&[u8]>) -> bool {
+        let (mut r, len, then) = match (self.cmdline_reader(max), expected) {
+            (None, None) => return true,
+            (Some((r, len)), Some(e)) if len == e.len() => (r, len, e),
+            _ => return false,
+        };
+        let mut piece = [MaybeUninit::<u8>::uninit(); 256];
+        let mut off = 0;
+        while off < len {
+            let n = (len - off).min(piece.len());
+            let (Some(dst), Some(was)) = (piece.get_mut(..n), then.get(off..off + n)) else {
+                return false;
+            };
+            if r.read_raw(dst).is_err() {
+                return false;
+            }
+            // SAFETY: read_raw initialised all of `dst` on success.
+            let now = unsafe { core::slice::from_raw_parts(dst.as_ptr().cast::<u8>(), n) };
+            if now != was {
+                return false;
+            }
+            off += n;
+        }
+        true
+    }
+
     /// The task's filesystem root.
     pub(crate) fn fs_root(&self) -> Option<Path> {
         // SAFETY: the calling task's `fs` is stable while it runs;
@@ -144,58 +334,69 @@ impl Task {
         }
     }
 
-    /// The path of the task's executable as `/proc/self/exe` shows it to
-    /// the task itself (relative to its root), if it has one. May sleep
-    /// (the mm's `mmap_lock`).
-    pub(crate) fn exe_path(&self) -> Result<Option<KVec<u8>>> {
-        // SAFETY: the calling task's mm stays while it runs; under
-        // `mmap_lock` its `exe_file` cannot be replaced (the writers hold it
-        // for writing), so taking a reference of our own is safe.
-        let file = unsafe {
+    /// Whether the task's filesystem root is `root`, compared by identity
+    /// under the root's lock, without taking references.
+    pub(crate) fn root_is(&self, root: &Path) -> bool {
+        // SAFETY: the calling task's `fs` is stable while it runs; its root
+        // is copied under the lock that set_fs_root takes (no references:
+        // only the pointers are compared).
+        unsafe {
+            let fs = (*self.raw()).fs;
+            if fs.is_null() {
+                return false;
+            }
+            let mut r: bindings::path = core::mem::zeroed();
+            bindings::kdbus_fs_root_peek(fs, &mut r);
+            r.mnt == root.0.mnt && r.dentry == root.0.dentry
+        }
+    }
+
+    /// The task's executable file (a reference of our own, or null).
+    fn exe_file(&self) -> *mut bindings::file {
+        // SAFETY: the calling task's mm stays while it runs; get_file_rcu
+        // takes a reference of our own to its `exe_file` under RCU, or
+        // gives null.
+        unsafe {
             let mm = (*self.raw()).mm;
             if mm.is_null() {
-                return Ok(None);
+                return core::ptr::null_mut();
             }
-            bindings::kdbus_mmap_read_lock(mm);
-            let f = (*mm).__bindgen_anon_1.exe_file;
-            if !f.is_null() {
-                bindings::kdbus_get_file(f);
-            }
-            bindings::kdbus_mmap_read_unlock(mm);
+            bindings::kdbus_rcu_read_lock();
+            let f = bindings::get_file_rcu(&mut (*mm).__bindgen_anon_1.exe_file);
+            bindings::kdbus_rcu_read_unlock();
             f
-        };
-        if file.is_null() {
-            return Ok(None);
         }
-        // Not zeroed: d_path writes the string it returns at the end of the
-        // buffer (NUL-terminated at `PAGE - 1`), and only that is read.
-        let mut r = KVec::<u8>::with_capacity(PAGE, gfp());
-        // SAFETY: `file` holds our reference; d_path writes at most `PAGE`
-        // bytes into the buffer and returns a pointer into it or an error
-        // pointer. The reference is given back after the call.
-        let p = unsafe {
-            let p = match &mut r {
-                Ok(b) => bindings::d_path(&(*file).f_path, b.as_mut_ptr().cast(), PAGE as i32),
-                Err(_) => core::ptr::null_mut(),
-            };
-            bindings::fput(file);
-            p
-        };
-        let buf = r?;
-        let Ok(p) = kernel::error::from_err_ptr(p) else {
-            return Ok(None);
-        };
-        let start = (p as usize).wrapping_sub(buf.as_ptr() as usize);
-        if start >= PAGE {
-            return Ok(None);
+    }
+
+    /// Where the task's executable is (its mount and dentry, counted), if
+    /// it has one: what `/proc/self/exe` links to.
+    pub(crate) fn exe(&self) -> Option<Path> {
+        let f = self.exe_file();
+        if f.is_null() {
+            return None;
         }
-        // SAFETY: d_path wrote the path from `p` up to its NUL at `PAGE - 1`
-        // of the buffer's capacity.
-        let tail = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), PAGE - 1 - start) };
-        let len = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-        let mut out = KVec::with_capacity(len, gfp())?;
-        out.extend_from_slice(&tail[..len], gfp())?;
-        Ok(Some(out))
+        // SAFETY: `f` holds our reference; path_get takes references of the
+        // path's own before the file's is given back.
+        unsafe {
+            let p = (*f).f_path;
+            bindings::path_get(&p);
+            bindings::fput(f);
+            Some(Path(p))
+        }
+    }
+
+    /// Whether the task's executable is at `exe` (compared by identity).
+    pub(crate) fn exe_is(&self, exe: &Path) -> bool {
+        let f = self.exe_file();
+        if f.is_null() {
+            return false;
+        }
+        // SAFETY: `f` holds our reference until fput.
+        unsafe {
+            let p = (*f).f_path;
+            bindings::fput(f);
+            p.mnt == exe.0.mnt && p.dentry == exe.0.dentry
+        }
     }
 
     /// At most `max` bytes of the task's argument block (`/proc/self/cmdline`
@@ -203,12 +404,27 @@ impl Task {
     /// or it cannot be read. Reads user memory: call with no kdbus lock
     /// held.
     pub(crate) fn cmdline(&self, max: usize) -> Result<Option<KVec<u8>>> {
+        let Some((r, len)) = self.cmdline_reader(max) else {
+            return Ok(None);
+        };
+        let mut out = KVec::new();
+        match r.read_all(&mut out, gfp()) {
+            Ok(()) if out.len() == len => Ok(Some(out)),
+            Ok(()) => Ok(None),
+            Err(e) if e == kernel::error::code::ENOMEM => Err(ENOMEM),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// A reader of at most `max` bytes of the task's argument block, and
+    /// its length; `None` if it has none. Reading it reads user memory.
+    pub(crate) fn cmdline_reader(&self, max: usize) -> Option<(UserSliceReader, usize)> {
         // SAFETY: the calling task's mm stays while it runs; the argument
         // range is read under its lock.
         let (start, end) = unsafe {
             let mm = (*self.raw()).mm;
             if mm.is_null() {
-                return Ok(None);
+                return None;
             }
             bindings::kdbus_mm_arg_lock(mm);
             let r = (
@@ -219,49 +435,36 @@ impl Task {
             r
         };
         if end <= start {
-            return Ok(None);
+            return None;
         }
         let len = (end - start).min(max);
-        let mut out = KVec::new();
-        match UserSlice::new(start, len).read_all(&mut out, gfp()) {
-            Ok(()) => Ok(Some(out)),
-            Err(e) if e == ENOMEM => Err(e.into()),
-            Err(_) => Ok(None),
+        Some((UserSlice::new(start, len).reader(), len))
+    }
+
+    /// The task's cgroup on the default hierarchy (counted).
+    pub(crate) fn dfl_cgroup(&self) -> Option<Cgroup> {
+        // SAFETY: under RCU the task's css_set and its default cgroup are
+        // not freed; cgroup_tryget takes a reference unless it is going.
+        unsafe {
+            bindings::kdbus_rcu_read_lock();
+            let cg = bindings::kdbus_task_dfl_cgroup(self.raw());
+            let got = !cg.is_null() && bindings::kdbus_cgroup_tryget(cg);
+            bindings::kdbus_rcu_read_unlock();
+            got.then(|| Cgroup(cg))
         }
     }
 
-    /// The task's cgroup on the default hierarchy, as a path from its root.
-    pub(crate) fn cgroup_path(&self) -> Result<Option<KVec<u8>>> {
-        // Not zeroed: cgroup_path writes the string whose length it
-        // returns, and only that is read.
-        let mut buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
-        let base = buf.as_mut_ptr();
-        // SAFETY: under RCU the task's css_set and its default cgroup (and
-        // the cgroup's kernfs node) are not freed; cgroup_path does not
-        // sleep and NUL-terminates within `PAGE` bytes.
-        let n = unsafe {
+    /// Whether the task's cgroup on the default hierarchy is `cg`
+    /// (compared by identity; `cg` is held, so no other cgroup has its
+    /// address).
+    pub(crate) fn cgroup_is(&self, cg: &Cgroup) -> bool {
+        // SAFETY: as in `dfl_cgroup`; only the pointer is compared.
+        unsafe {
             bindings::kdbus_rcu_read_lock();
-            let cg = bindings::kdbus_task_dfl_cgroup(self.raw());
-            let n = match cg.is_null() {
-                true => -1,
-                false => bindings::kdbus_cgroup_path(cg, base.cast(), PAGE),
-            };
+            let now = bindings::kdbus_task_dfl_cgroup(self.raw());
             bindings::kdbus_rcu_read_unlock();
-            n
-        };
-        let Ok(n) = usize::try_from(n) else {
-            return Ok(None);
-        };
-        if n >= PAGE {
-            return Ok(None);
+            now == cg.0
         }
-        // SAFETY: cgroup_path wrote `n` bytes (and a NUL) at the start of
-        // the buffer's capacity.
-        let path = unsafe { core::slice::from_raw_parts(base, n) };
-        let len = path.iter().position(|&b| b == 0).unwrap_or(n);
-        let mut out = KVec::with_capacity(len, gfp())?;
-        out.extend_from_slice(&path[..len], gfp())?;
-        Ok(Some(out))
     }
 
     /// The audit login uid and session id.
@@ -272,4 +475,11 @@ impl Task {
             (Kuid::from_raw((*t).loginuid.val), (*t).sessionid)
         }
     }
+}
+
+/// A copy of `b` in a vector of its size.
+fn copy(b: &[u8]) -> Result<KVec<u8>> {
+    let mut v = KVec::with_capacity(b.len(), gfp())?;
+    v.extend_from_slice(b, gfp())?;
+    Ok(v)
 }

@@ -444,6 +444,110 @@ pub fn all_items(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
+/// The sender's metadata cache (kdbus/metadata/cache.rs) never serves a
+/// stale item: between messages from one connection the sender changes its
+/// comm, its argument block, its egid, the name of its executable (the
+/// file is renamed, the process stays the same) and, as root with cgroup2,
+/// its cgroup; every message carries what the sender is when it sends,
+/// checked against /proc each time.
+pub fn cache_follows_changes(ctx: &Ctx) -> TestResult {
+    if ctx.euid == 0 {
+        cgroup2_visible()?;
+    }
+    let s = sender(ctx, 0)?;
+    let r = util::hello(ctx, 0, ATTACH_ALL)?;
+    let mut cookie = 0;
+    let mut check = |what: &str| -> TestResult {
+        cookie += 1;
+        let m = exchange(&s, &r, cookie, what)?;
+        // Twice: the second message is the one the cache serves.
+        cookie += 1;
+        let again = exchange(&s, &r, cookie, what)?;
+        let me = me()?;
+        check_values(&m, &me, what)?;
+        check_values(&again, &me, &format!("{what} (again)"))
+    };
+    check("before any change")?;
+
+    // comm (prctl PR_SET_NAME: this thread's).
+    let name = c"kdbus-renamed";
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    ensure!(rc == 0, "prctl(PR_SET_NAME) failed");
+    check("after PR_SET_NAME")?;
+
+    // The argument block, written in place (as setproctitle does).
+    let stat = String::from_utf8_lossy(&read("/proc/self/stat")?).to_string();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    // Fields 48 and 49 of stat(5) (arg_start, arg_end); `fields` starts at 3.
+    let arg = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (arg(48), arg(49)) else {
+        return Err(format!("no arg_start/arg_end in /proc/self/stat: {stat}"));
+    };
+    ensure!(end > start, "empty argument block {start:#x}..{end:#x}");
+    let first = start as *mut u8;
+    // SAFETY: [arg_start, arg_end) is this process's own argument block on
+    // its stack (what /proc/self/cmdline reads); one byte is changed and
+    // put back, and this forked test child reads argv nowhere else.
+    let was = unsafe { first.read_volatile() };
+    // SAFETY: as above.
+    unsafe { first.write_volatile(if was == b'K' { b'Q' } else { b'K' }) };
+    let r1 = check("after writing argv[0]");
+    // SAFETY: as above.
+    unsafe { first.write_volatile(was) };
+    r1?;
+    check("after restoring argv[0]")?;
+
+    if ctx.euid != 0 {
+        return Ok(());
+    }
+    // Credentials: a new egid (setresgid on this thread only, raw).
+    // SAFETY: plain syscalls.
+    let rc = unsafe { libc::syscall(libc::SYS_setresgid, -1i32, 4321, -1i32) };
+    ensure!(rc == 0, "setresgid failed");
+    let r1 = check("after setresgid");
+    // SAFETY: plain syscall.
+    unsafe { libc::syscall(libc::SYS_setresgid, -1i32, 0, -1i32) };
+    r1?;
+
+    // The executable renamed under the running process.
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("readlink exe: {e}"))?;
+    let moved = exe.with_file_name(format!("kdbus-meta-exe-{}", std::process::id()));
+    std::fs::rename(&exe, &moved).map_err(|e| format!("rename {}: {e}", exe.display()))?;
+    let r1 = check("after renaming the executable");
+    std::fs::rename(&moved, &exe).map_err(|e| format!("rename back {}: {e}", exe.display()))?;
+    r1?;
+    check("after renaming it back")?;
+
+    // Another cgroup, a second one, and back to the first (cgroup2
+    // directories cannot be renamed: the kernel refuses, so a cgroup's
+    // path only changes with the cgroup).
+    let Some(mnt) = cgroup2_visible()? else {
+        return Ok(());
+    };
+    let a = mnt.join(format!("kdbus-meta-cache-{}-a", std::process::id()));
+    let b = mnt.join(format!("kdbus-meta-cache-{}-b", std::process::id()));
+    for (cg, what) in [
+        (&a, "after moving into a cgroup"),
+        (&b, "after moving into another cgroup"),
+        (&a, "after moving back"),
+    ] {
+        let _ = std::fs::create_dir(cg);
+        std::fs::write(cg.join("cgroup.procs"), "0")
+            .map_err(|e| format!("move into {}: {e}", cg.display()))?;
+        check(what)?;
+    }
+    let renamed = mnt.join(format!("kdbus-meta-cache-{}-c", std::process::id()));
+    ensure!(
+        std::fs::rename(&a, &renamed).is_err(),
+        "cgroup2 allowed renaming {}: the CGROUP cache assumes it cannot",
+        a.display()
+    );
+    Ok(())
+}
+
 /// Values are collected once per message: a monitor and the receiver see
 /// the same metadata bytes (apart from nothing: even the TIMESTAMP).
 pub fn once_per_message(ctx: &Ctx) -> TestResult {

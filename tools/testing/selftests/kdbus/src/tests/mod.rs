@@ -231,6 +231,10 @@ pub static TESTS: &[Test] = &[
     ("metadata-each-item", metadata::each_item),
     ("metadata-all-items", metadata::all_items),
     ("metadata-once-per-message", metadata::once_per_message),
+    (
+        "metadata-cache-follows-changes",
+        metadata::cache_follows_changes,
+    ),
     ("metadata-receiver-mask", metadata::receiver_mask),
     ("metadata-conn-info", metadata::conn_info),
     ("metadata-bus-creator-info", metadata::bus_creator_info),
