@@ -31,7 +31,7 @@ use crate::queue::Queue;
 use crate::reply::Reply;
 use crate::uapi::*;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, LockedBy, Mutex};
 use kernel::types::ARef;
@@ -87,6 +87,11 @@ pub(crate) struct Connection {
     pub(crate) owner: bool,
     /// Its ownership records in the bus's name registry.
     pub(crate) names: Records,
+    /// How many records `names` holds: set beside it under the registry
+    /// lock, read without it (NAMES metadata skips the lock for a
+    /// connection without names; a SEND racing a NAME_ACQUIRE of another
+    /// thread may see either).
+    pub(crate) name_records: AtomicUsize,
     /// CONN_DESCRIPTION from HELLO, without NUL.
     description: Option<KVec<u8>>,
     /// The metadata snapshot taken at HELLO, or the faked one
@@ -274,6 +279,7 @@ impl Connection {
                 euid: fcred.euid(),
                 owner,
                 names: LockedBy::new(&bus.registry, KVec::new()),
+                name_records: AtomicUsize::new(0),
                 description,
                 meta,
                 consumer,

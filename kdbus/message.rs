@@ -26,6 +26,7 @@ use crate::proto::msg::{self, Header};
 use crate::uapi::*;
 use core::cell::{OnceCell, RefCell};
 use core::mem::size_of;
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::ARef;
@@ -512,7 +513,11 @@ impl Kmsg {
             return n;
         }
         let mut items = KVVec::new();
-        if let Some(s) = &self.sender {
+        if let Some(s) = self
+            .sender
+            .as_ref()
+            .filter(|s| s.name_records.load(Ordering::Relaxed) != 0)
+        {
             if let Ok(names) = s.ep.bus.owned_names(s) {
                 for (flags, n) in names.iter() {
                     if pm::put_owned_name(&mut items, *flags, &n.name).is_err() {

@@ -16,7 +16,7 @@ use crate::glue::cred::{Credential, Kgid, Kuid, UserNamespace, CAP_LAST_CAP};
 use crate::glue::gfp;
 use crate::glue::pid::{Pid, PidNamespace};
 use crate::glue::stats::{Kind, Live};
-use crate::glue::task::{Cgroup, Comm, Path, Task};
+use crate::glue::task::{Cgroup, Comm, ExeFile, Path, Task};
 use crate::proto::cmd::Cmd;
 use crate::proto::errno::{Result, EINVAL, ENAMETOOLONG};
 use crate::proto::metadata::{self as pm, Sink, Values, UNSET_ID};
@@ -84,7 +84,7 @@ impl Consumer {
 /// EXE: where the executable is (held, as the historic kdbus held it), its
 /// name as the task saw it, and the task's root then.
 struct Exe {
-    file: Path,
+    file: ExeFile,
     name: KVec<u8>,
     root: Path,
 }

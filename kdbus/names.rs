@@ -23,6 +23,7 @@ use crate::proto::names;
 use crate::proto::registry::{Event, NameState, Outcome, Owner, OwnerQueue};
 use crate::queue::{Placed, QueueSlot};
 use crate::uapi::*;
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::{Arc, LockedBy, Mutex};
@@ -340,6 +341,7 @@ impl Bus {
     pub(crate) fn release_all_names(&self, conn: &Arc<Connection>) {
         let mut reg = self.registry.lock();
         let records = core::mem::take(conn.names.access_mut(&mut reg));
+        conn.name_records.store(0, Ordering::Relaxed);
         for n in records.iter() {
             if let Some(out) = n.state.access_mut(&mut reg).release(conn.id) {
                 self.apply(&mut reg, n, conn, &out);
@@ -377,7 +379,9 @@ impl Bus {
     fn apply(&self, reg: &mut Registry, n: &Arc<Name>, caller: &Arc<Connection>, out: &Outcome) {
         if out.created {
             // Capacity was reserved by the caller.
-            let _ = caller.names.access_mut(reg).push(n.clone(), gfp());
+            let records = caller.names.access_mut(reg);
+            let _ = records.push(n.clone(), gfp());
+            caller.name_records.store(records.len(), Ordering::Relaxed);
         }
         if let Some(c) = out.deleted {
             let conn = if c == caller.id {
@@ -389,6 +393,7 @@ impl Bus {
                 let records = conn.names.access_mut(reg);
                 let i = records.iter().position(|x| Arc::ptr_eq(x, n));
                 let gone = i.and_then(|i| crate::glue::kvec::remove(records, i));
+                conn.name_records.store(records.len(), Ordering::Relaxed);
                 drop(gone);
             }
         }

@@ -51,9 +51,18 @@ impl PartialEq for Path {
     }
 }
 
-impl Path {
-    /// The path as the calling task sees it (relative to its root), if it
-    /// has a name there.
+/// A task's executable file, counted: what `/proc/<pid>/exe` links to.
+pub(crate) struct ExeFile(*mut bindings::file);
+
+// SAFETY: the reference is counted atomically; the file is only compared
+// and its path read.
+unsafe impl Send for ExeFile {}
+// SAFETY: as above.
+unsafe impl Sync for ExeFile {}
+
+impl ExeFile {
+    /// The file's path as the calling task sees it (relative to its root),
+    /// if it has a name there.
     pub(crate) fn d_path(&self) -> Result<Option<KVec<u8>>> {
         // Not zeroed: d_path writes the string it returns at the end of the
         // buffer, and only that is read.
@@ -65,15 +74,16 @@ impl Path {
         }
     }
 
-    /// [`Path::d_path`] written into `buf` (d_path writes at its end): the
-    /// name, `None` if there is none, `ENAMETOOLONG` if it does not fit.
+    /// [`ExeFile::d_path`] written into `buf` (d_path writes at its end):
+    /// the name, `None` if there is none, `ENAMETOOLONG` if it does not
+    /// fit.
     pub(crate) fn d_path_in<'b>(&self, buf: &'b mut [MaybeUninit<u8>]) -> Result<Option<&'b [u8]>> {
         let len = buf.len().min(PAGE);
         let base = buf.as_mut_ptr().cast::<u8>();
-        // SAFETY: we hold references to both parts of the path; d_path
+        // SAFETY: we hold a reference to the file (so to its path); d_path
         // writes at most `len` bytes into the buffer and returns a pointer
         // into it or an error pointer.
-        let p = unsafe { bindings::d_path(&self.0, base.cast(), len as i32) };
+        let p = unsafe { bindings::d_path(&(*self.0).f_path, base.cast(), len as i32) };
         let p = match kernel::error::from_err_ptr(p).map_err(Errno::from) {
             Ok(p) => p.cast::<u8>(),
             Err(ENAMETOOLONG) => return Err(ENAMETOOLONG),
@@ -88,6 +98,22 @@ impl Path {
         let tail = unsafe { core::slice::from_raw_parts(p, len - 1 - start) };
         let n = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
         Ok(tail.get(..n))
+    }
+}
+
+impl Clone for ExeFile {
+    fn clone(&self) -> ExeFile {
+        // SAFETY: we hold a reference; get_file takes one more, which the
+        // clone owns.
+        unsafe { bindings::kdbus_get_file(self.0) };
+        ExeFile(self.0)
+    }
+}
+
+impl Drop for ExeFile {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (get_file_rcu, get_file).
+        unsafe { bindings::fput(self.0) };
     }
 }
 
@@ -351,51 +377,36 @@ impl Task {
         }
     }
 
-    /// The task's executable file (a reference of our own, or null).
-    fn exe_file(&self) -> *mut bindings::file {
+    /// The task's executable file, if it has one.
+    pub(crate) fn exe(&self) -> Option<ExeFile> {
         // SAFETY: the calling task's mm stays while it runs; get_file_rcu
         // takes a reference of our own to its `exe_file` under RCU, or
         // gives null.
-        unsafe {
+        let f = unsafe {
             let mm = (*self.raw()).mm;
             if mm.is_null() {
-                return core::ptr::null_mut();
+                return None;
             }
             bindings::kdbus_rcu_read_lock();
             let f = bindings::get_file_rcu(&mut (*mm).__bindgen_anon_1.exe_file);
             bindings::kdbus_rcu_read_unlock();
             f
-        }
+        };
+        (!f.is_null()).then_some(ExeFile(f))
     }
 
-    /// Where the task's executable is (its mount and dentry, counted), if
-    /// it has one: what `/proc/self/exe` links to.
-    pub(crate) fn exe(&self) -> Option<Path> {
-        let f = self.exe_file();
-        if f.is_null() {
-            return None;
-        }
-        // SAFETY: `f` holds our reference; path_get takes references of the
-        // path's own before the file's is given back.
+    /// Whether the task's executable file is `exe` (compared by identity;
+    /// `exe` is held, so no other file has its address).
+    pub(crate) fn exe_is(&self, exe: &ExeFile) -> bool {
+        // SAFETY: the calling task's mm stays while it runs; only the
+        // pointer is read (once, as READ_ONCE would: prctl may replace it),
+        // never dereferenced.
         unsafe {
-            let p = (*f).f_path;
-            bindings::path_get(&p);
-            bindings::fput(f);
-            Some(Path(p))
-        }
-    }
-
-    /// Whether the task's executable is at `exe` (compared by identity).
-    pub(crate) fn exe_is(&self, exe: &Path) -> bool {
-        let f = self.exe_file();
-        if f.is_null() {
-            return false;
-        }
-        // SAFETY: `f` holds our reference until fput.
-        unsafe {
-            let p = (*f).f_path;
-            bindings::fput(f);
-            p.mnt == exe.0.mnt && p.dentry == exe.0.dentry
+            let mm = (*self.raw()).mm;
+            if mm.is_null() {
+                return false;
+            }
+            core::ptr::read_volatile(&raw const (*mm).__bindgen_anon_1.exe_file) == exe.0
         }
     }
 
