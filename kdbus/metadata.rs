@@ -14,6 +14,7 @@
 
 use crate::glue::cred::{Credential, Kgid, Kuid, UserNamespace, CAP_LAST_CAP};
 use crate::glue::gfp;
+use crate::glue::kvec::copy;
 use crate::glue::pid::{Pid, PidNamespace};
 use crate::glue::stats::{Kind, Live};
 use crate::glue::task::{Cgroup, Comm, ExeFile, Path, Task};
@@ -382,13 +383,6 @@ impl ProcMeta {
         }
         pm::encode(&v, mask, out)
     }
-}
-
-/// A copy of `b`.
-fn copy(b: &[u8]) -> Result<KVec<u8>> {
-    let mut v = KVec::with_capacity(b.len(), gfp())?;
-    v.extend_from_slice(b, gfp())?;
-    Ok(v)
 }
 
 fn pids_in(p: &[Option<ARef<Pid>>; 3], c: &Consumer) -> [u32; 3] {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The vector operations 6.12's `KVec` lacks (`pop`, ordered `remove`), and
+//! The vector operations 6.12's `KVec` lacks (`pop`, ordered `remove`, a
+//! fallible `copy`), and
 //! the slice allocator's storage, a `KVVec` (kvmalloc: no high-order
 //! allocation is needed however many slices a pool holds).
 
@@ -8,6 +9,13 @@ use super::gfp;
 use crate::proto::errno::Result;
 use crate::proto::slices::{Slice, SliceVec};
 use kernel::alloc::{Allocator, KVVec};
+
+/// A copy of `b` in a vector of its size.
+pub(crate) fn copy(b: &[u8]) -> Result<kernel::alloc::KVec<u8>> {
+    let mut v = kernel::alloc::KVec::with_capacity(b.len(), gfp())?;
+    v.extend_from_slice(b, gfp())?;
+    Ok(v)
+}
 
 /// Removes and returns the last element.
 pub(crate) fn pop<T, A: Allocator>(v: &mut kernel::alloc::Vec<T, A>) -> Option<T> {

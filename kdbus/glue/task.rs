@@ -9,6 +9,7 @@
 use super::bindings;
 use super::cred::Kuid;
 use super::gfp;
+use super::kvec::copy;
 use super::pid::Pid;
 use crate::proto::errno::{Errno, Result, ENAMETOOLONG, ENOMEM};
 use core::mem::MaybeUninit;
@@ -486,11 +487,4 @@ impl Task {
             (Kuid::from_raw((*t).loginuid.val), (*t).sessionid)
         }
     }
-}
-
-/// A copy of `b` in a vector of its size.
-fn copy(b: &[u8]) -> Result<KVec<u8>> {
-    let mut v = KVec::with_capacity(b.len(), gfp())?;
-    v.extend_from_slice(b, gfp())?;
-    Ok(v)
 }
