@@ -29,8 +29,9 @@ pub(crate) enum Kind {
     Reply,
     /// [`crate::handle::Handle`]: an open kdbus file
     Handle,
-    /// [`crate::metadata::ProcMeta`], [`crate::metadata::Faked`]: metadata
-    /// snapshots and a message's collected process metadata
+    /// [`crate::metadata::ProcMeta`], [`crate::metadata::Faked`],
+    /// [`crate::metadata::Rendered`]: metadata snapshots, a message's
+    /// collected process metadata, renderings of it
     Metadata,
 }
 

@@ -23,6 +23,7 @@ use super::{Consumer, ProcMeta};
 use crate::glue::cred::{Credential, UserNamespace};
 use crate::glue::gfp;
 use crate::glue::pid::PidNamespace;
+use crate::glue::stats::{Kind, Live};
 use crate::proto::errno::Result;
 use crate::proto::metadata::{self as pm, Values};
 use kernel::prelude::*;
@@ -61,6 +62,7 @@ pub(crate) struct Rendered {
     bytes: KVec<u8>,
     /// The unpadded end of the last item in `bytes`.
     end: Option<usize>,
+    _live: Live,
 }
 
 impl Rendered {
@@ -214,6 +216,7 @@ impl ProcCache {
                 exe_visible,
                 bytes,
                 end,
+                _live: Live::new(Kind::Metadata),
             },
             gfp(),
         )?;
