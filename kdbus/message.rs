@@ -192,7 +192,8 @@ pub(crate) fn push_item<A: kernel::alloc::Allocator>(
 }
 
 fn timestamp(seq: u64) -> [u64; 3] {
-    [seq, time::monotonic_ns(), time::realtime_ns()]
+    let (mono, real) = time::monotonic_and_realtime_ns();
+    [seq, mono, real]
 }
 
 /// Checks a file passed as PAYLOAD_MEMFD covering `[start, start+size)`
@@ -431,9 +432,7 @@ impl Kmsg {
             return Ok(());
         }
         let mut p = p.try_borrow_mut().map_err(|_| EINVAL)?;
-        let m = sender
-            .meta_cache
-            .collect(p.as_ref(), mask, &Credential::current())?;
+        let m = sender.meta_cache.collect(p.as_ref(), mask)?;
         *p = Some(m);
         Ok(())
     }

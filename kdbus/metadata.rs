@@ -191,18 +191,18 @@ impl ProcMeta {
     }
 
     /// Whether the items of `mask` are collected and still what the
-    /// calling task, whose credentials are `cred`, gives now: compared item
+    /// calling task gives now: compared item
     /// by item (credentials by identity: they never change), without
     /// allocating; a path longer than the stack buffer counts as changed.
     /// CMDLINE reads the task's memory, like [`ProcMeta::collect`].
-    pub(crate) fn unchanged(&self, mask: u64, cred: &Credential) -> Result<bool> {
+    pub(crate) fn unchanged(&self, mask: u64) -> Result<bool> {
         let mask = mask & pm::PROCESS;
         if mask & !self.have != 0 {
             return Ok(false);
         }
         let task = Task::current();
         let want = |bit: u64| mask & bit != 0;
-        if mask & CRED_ITEMS != 0 && !self.cred.as_deref().is_some_and(|c| core::ptr::eq(c, cred)) {
+        if mask & CRED_ITEMS != 0 && !self.cred.as_deref().is_some_and(|c| c.is_current()) {
             return Ok(false);
         }
         if want(KDBUS_ATTACH_PIDS) && !task.pids_are(self.pids.each_ref().map(|p| p.as_deref())) {

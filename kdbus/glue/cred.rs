@@ -112,6 +112,13 @@ impl Credential {
         unsafe { ARef::from_raw(NonNull::new_unchecked(c.cast_mut().cast())) }
     }
 
+    /// Whether these are the calling task's credentials (by identity, no
+    /// reference taken: a task's own `cred` only changes by its own hand).
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: no preconditions; only the pointer is compared.
+        core::ptr::eq(unsafe { bindings::kdbus_current_cred() }, self.0.get())
+    }
+
     fn raw(&self) -> &bindings::cred {
         // SAFETY: live (invariant) and immutable.
         unsafe { &*self.0.get() }

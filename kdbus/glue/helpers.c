@@ -28,6 +28,7 @@
 void kdbus_inode_lock(struct inode *inode) { inode_lock(inode); }
 void kdbus_inode_unlock(struct inode *inode) { inode_unlock(inode); }
 const struct cred *kdbus_get_current_cred(void) { return get_current_cred(); }
+const struct cred *kdbus_current_cred(void) { return current_cred(); }
 const struct cred *kdbus_get_cred(const struct cred *cred) { return get_cred(cred); }
 void kdbus_put_cred(const struct cred *cred) { put_cred(cred); }
 struct user_namespace *kdbus_get_user_ns(struct user_namespace *ns) { return get_user_ns(ns); }
@@ -54,7 +55,6 @@ bool kdbus_wake_up_pollfree(struct wait_queue_head *wq)
 	__wake_up_pollfree(wq);
 	return true;
 }
-u64 kdbus_ktime_get_real_ns(void) { return ktime_get_real_ns(); }
 bool kdbus_access_ok(u64 addr, u64 size) { return access_ok(u64_to_user_ptr(addr), size); }
 void kdbus_init_delayed_work(struct delayed_work *dw,
 			     void (*fn)(struct work_struct *work)) { INIT_DELAYED_WORK(dw, fn); }

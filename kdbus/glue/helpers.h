@@ -35,6 +35,7 @@ typedef int (*kdbus_wait_func_t)(struct wait_queue_entry *wq_entry, unsigned int
 void kdbus_inode_lock(struct inode *inode);
 void kdbus_inode_unlock(struct inode *inode);
 const struct cred *kdbus_get_current_cred(void);
+const struct cred *kdbus_current_cred(void);
 const struct cred *kdbus_get_cred(const struct cred *cred);
 void kdbus_put_cred(const struct cred *cred);
 struct user_namespace *kdbus_get_user_ns(struct user_namespace *ns);
@@ -51,7 +52,6 @@ void kdbus_vm_flags_clear(struct vm_area_struct *vma, unsigned long flags);
 void kdbus_init_waitqueue_head(struct wait_queue_head *wq);
 void kdbus_wake_up_all(struct wait_queue_head *wq);
 bool kdbus_wake_up_pollfree(struct wait_queue_head *wq);
-u64 kdbus_ktime_get_real_ns(void);
 bool kdbus_access_ok(u64 addr, u64 size);
 void kdbus_init_delayed_work(struct delayed_work *dw,
 			     void (*fn)(struct work_struct *work));

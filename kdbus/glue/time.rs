@@ -9,10 +9,14 @@ pub(crate) fn monotonic_ns() -> u64 {
     kernel::time::Ktime::ktime_get().to_ns() as u64
 }
 
-/// `CLOCK_REALTIME` now, in ns.
-pub(crate) fn realtime_ns() -> u64 {
+/// `CLOCK_MONOTONIC` and `CLOCK_REALTIME` of one instant, in ns: one clock
+/// read, the realtime one derived with the current offset.
+pub(crate) fn monotonic_and_realtime_ns() -> (u64, u64) {
     // SAFETY: no preconditions.
-    unsafe { bindings::kdbus_ktime_get_real_ns() }
+    let mono = unsafe { bindings::ktime_get() };
+    // SAFETY: no preconditions; reads the timekeeper's offsets only.
+    let real = unsafe { bindings::ktime_mono_to_any(mono, bindings::tk_offsets_TK_OFFS_REAL) };
+    (mono as u64, real as u64)
 }
 
 /// `ns` nanoseconds in jiffies, rounded up so a sleep never ends early.

@@ -114,18 +114,13 @@ impl ProcCache {
     }
 
     /// The process metadata of a message that has `cur` and needs the
-    /// items of `mask`, from the calling (sending) thread, whose
-    /// credentials are `cred`: the snapshot the message has or the cached
+    /// items of `mask`, from the calling (sending) thread: the snapshot the
+    /// message has or the cached
     /// one if they hold the items and the items are unchanged; otherwise a
     /// new snapshot with what the message has and the rest collected
     /// afresh, which becomes the cached one. CMDLINE reads the thread's
     /// memory (both ways), like [`ProcMeta::collect`].
-    pub(crate) fn collect(
-        &self,
-        cur: Option<&MsgProc>,
-        mask: u64,
-        cred: &Credential,
-    ) -> Result<MsgProc> {
+    pub(crate) fn collect(&self, cur: Option<&MsgProc>, mask: u64) -> Result<MsgProc> {
         let valid = cur.map_or(0, |c| c.valid);
         let need = mask & pm::PROCESS & !valid;
         let (snap, rendered) = match cur {
@@ -136,7 +131,7 @@ impl ProcCache {
             }
         };
         if let Some(snap) = snap {
-            if snap.missing(need) == 0 && snap.unchanged(need, cred)? {
+            if snap.missing(need) == 0 && snap.unchanged(need)? {
                 return Ok(MsgProc {
                     snap,
                     valid: valid | need,
@@ -150,7 +145,7 @@ impl ProcCache {
             Some(c) => c.snap.dup(c.valid)?,
             None => ProcMeta::new(),
         };
-        m.collect(need, cred)?;
+        m.collect(need, &Credential::current())?;
         let snap = Arc::new(m, gfp())?;
         let old = core::mem::replace(
             &mut *self.inner.lock(),
