@@ -10,7 +10,7 @@
 //! from the sender's memory into each receiver's pool.
 
 use crate::connection::Connection;
-use crate::glue::cred::{Credential, UserNamespace};
+use crate::glue::cred::UserNamespace;
 use crate::glue::file::{File, MEMFD_SEALS};
 use crate::glue::gfp;
 use crate::glue::pid::{Pid, PidNamespace};
