@@ -158,17 +158,6 @@ impl<const N: usize> pm::Sink for Buf<N> {
         }
         Ok(())
     }
-
-    fn zeros(&mut self, n: usize) -> Result {
-        let z = [0u8; 64];
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(z.len());
-            self.put(&z[..k])?;
-            left -= k;
-        }
-        Ok(())
-    }
 }
 
 /// Appends an item of type `ty` whose payload is the concatenation of

@@ -47,20 +47,10 @@ impl<A: Allocator> Sink for Vec<u8, A> {
         Vec::len(self)
     }
 
+    // `zeros` is the trait's: from a zeroed block (`extend_with` would
+    // write byte by byte).
     fn put(&mut self, b: &[u8]) -> Result {
         Ok(self.extend_from_slice(b, gfp())?)
-    }
-
-    fn zeros(&mut self, n: usize) -> Result {
-        // Copied from a zeroed block: `extend_with` writes byte by byte.
-        let z = [0u8; 64];
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(z.len());
-            self.extend_from_slice(&z[..k], gfp())?;
-            left -= k;
-        }
-        Ok(())
     }
 }
 

@@ -222,8 +222,18 @@ pub trait Sink {
     fn written(&self) -> usize;
     /// Appends `b`.
     fn put(&mut self, b: &[u8]) -> Result;
-    /// Appends `n` zero bytes.
-    fn zeros(&mut self, n: usize) -> Result;
+    /// Appends `n` zero bytes (by default through `put`, from a zeroed
+    /// block: a sink may write them faster).
+    fn zeros(&mut self, n: usize) -> Result {
+        let z = [0u8; 64];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(z.len());
+            self.put(z.get(..k).unwrap_or(&[]))?;
+            left -= k;
+        }
+        Ok(())
+    }
 }
 
 /// The metadata of one producer as one consumer sees it: every value
