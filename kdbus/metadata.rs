@@ -13,11 +13,12 @@
 //! and gives them back on drop.
 
 use crate::glue::cred::{Credential, Kgid, Kuid, UserNamespace, CAP_LAST_CAP};
+use crate::glue::file::File;
 use crate::glue::gfp;
 use crate::glue::kvec::copy;
 use crate::glue::pid::{Pid, PidNamespace};
 use crate::glue::stats::{Kind, Live};
-use crate::glue::task::{Cgroup, Comm, ExeFile, Path, Task};
+use crate::glue::task::{Cgroup, Comm, Path, Task};
 use crate::proto::cmd::Cmd;
 use crate::proto::errno::{Result, EINVAL, ENAMETOOLONG};
 use crate::proto::metadata::{self as pm, Sink, Values, UNSET_ID};
@@ -75,7 +76,7 @@ impl Consumer {
 /// EXE: where the executable is (held, as the historic kdbus held it), its
 /// name as the task saw it, and the task's root then.
 struct Exe {
-    file: ExeFile,
+    file: ARef<File>,
     name: KVec<u8>,
     root: Path,
 }
@@ -93,7 +94,7 @@ pub(crate) struct ProcMeta {
     exe: Option<Exe>,
     cmdline: Option<KVec<u8>>,
     /// CGROUP: the cgroup (held) and its path.
-    cgroup: Option<(Cgroup, KVec<u8>)>,
+    cgroup: Option<(ARef<Cgroup>, KVec<u8>)>,
     seclabel: Option<KVec<u8>>,
     /// AUDIT: login uid, session id.
     audit: Option<(Kuid, u32)>,

@@ -6,8 +6,12 @@
 
 use super::bindings;
 use super::cred::Credential;
-use crate::proto::errno::{Errno, Result, EBADF};
+use super::gfp;
+use super::kvec::copy;
+use crate::proto::errno::{Errno, Result, EBADF, ENAMETOOLONG};
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
+use kernel::prelude::*;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 
 /// `F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE`.
@@ -15,6 +19,8 @@ pub(crate) const MEMFD_SEALS: u32 = 0x1 | 0x2 | 0x4 | 0x8;
 
 /// `ANON_INODE_FS_MAGIC`: the superblock of anonymous-inode files.
 const ANON_INODE_FS_MAGIC: u64 = 0x0904_1934;
+
+const PAGE: usize = kernel::page::PAGE_SIZE;
 
 /// A `struct file`.
 ///
@@ -55,6 +61,54 @@ impl File {
     pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::file) -> &'a File {
         // SAFETY: transparent wrapper (contract: live).
         unsafe { &*ptr.cast() }
+    }
+
+    /// Takes ownership of a counted reference (`None` for null).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is null or a file whose reference the caller gives up.
+    pub(super) unsafe fn from_owned(ptr: *mut bindings::file) -> Option<ARef<File>> {
+        // SAFETY: the caller owns the reference; transparent wrapper.
+        NonNull::new(ptr).map(|p| unsafe { ARef::from_raw(p.cast()) })
+    }
+
+    /// The file's path as the calling task sees it (relative to its root),
+    /// if it has a name there.
+    pub(crate) fn d_path(&self) -> Result<Option<KVec<u8>>> {
+        // Not zeroed: d_path writes the string it returns at the end of the
+        // buffer, and only that is read.
+        let mut buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
+        match self.d_path_in(buf.spare_capacity_mut()) {
+            Ok(Some(p)) => Ok(Some(copy(p)?)),
+            Ok(None) | Err(ENAMETOOLONG) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`File::d_path`] written into `buf` (d_path writes at its end): the
+    /// name, `None` if there is none, `ENAMETOOLONG` if it does not fit.
+    pub(crate) fn d_path_in<'b>(&self, buf: &'b mut [MaybeUninit<u8>]) -> Result<Option<&'b [u8]>> {
+        let len = buf.len().min(PAGE);
+        let base = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: the file (and so its path) is live (invariant); d_path
+        // writes at most `len` bytes into the buffer and returns a pointer
+        // into it or an error pointer.
+        let p = unsafe { bindings::d_path(&self.raw().f_path, base.cast(), len as i32) };
+        let p = match kernel::error::from_err_ptr(p).map_err(Errno::from) {
+            Ok(p) => p.cast::<u8>(),
+            Err(ENAMETOOLONG) => return Err(ENAMETOOLONG),
+            Err(_) => return Ok(None),
+        };
+        let start = (p as usize).wrapping_sub(base as usize);
+        if start >= len {
+            return Ok(None);
+        }
+        // SAFETY: d_path wrote the name from `p` up to its NUL at `len - 1`
+        // of the buffer, which the returned slice borrows.
+        let tail = unsafe { core::slice::from_raw_parts(p, len - 1 - start) };
+        let n = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        Ok(tail.get(..n))
     }
 
     /// The raw file, valid while `self` is.

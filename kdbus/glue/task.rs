@@ -8,13 +8,15 @@
 
 use super::bindings;
 use super::cred::Kuid;
+use super::file::File;
 use super::gfp;
 use super::kvec::copy;
 use super::pid::Pid;
-use crate::proto::errno::{Errno, Result, ENAMETOOLONG, ENOMEM};
+use crate::proto::errno::{Result, ENOMEM};
 use core::mem::MaybeUninit;
+use core::ptr::NonNull;
 use kernel::prelude::*;
-use kernel::types::ARef;
+use kernel::types::{ARef, AlwaysRefCounted, Opaque};
 use kernel::uaccess::{UserSlice, UserSliceReader};
 
 const PAGE: usize = kernel::page::PAGE_SIZE;
@@ -52,72 +54,6 @@ impl PartialEq for Path {
     }
 }
 
-/// A task's executable file, counted: what `/proc/<pid>/exe` links to.
-pub(crate) struct ExeFile(*mut bindings::file);
-
-// SAFETY: the reference is counted atomically; the file is only compared
-// and its path read.
-unsafe impl Send for ExeFile {}
-// SAFETY: as above.
-unsafe impl Sync for ExeFile {}
-
-impl ExeFile {
-    /// The file's path as the calling task sees it (relative to its root),
-    /// if it has a name there.
-    pub(crate) fn d_path(&self) -> Result<Option<KVec<u8>>> {
-        // Not zeroed: d_path writes the string it returns at the end of the
-        // buffer, and only that is read.
-        let mut buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
-        match self.d_path_in(buf.spare_capacity_mut()) {
-            Ok(Some(p)) => Ok(Some(copy(p)?)),
-            Ok(None) | Err(ENAMETOOLONG) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// [`ExeFile::d_path`] written into `buf` (d_path writes at its end):
-    /// the name, `None` if there is none, `ENAMETOOLONG` if it does not
-    /// fit.
-    pub(crate) fn d_path_in<'b>(&self, buf: &'b mut [MaybeUninit<u8>]) -> Result<Option<&'b [u8]>> {
-        let len = buf.len().min(PAGE);
-        let base = buf.as_mut_ptr().cast::<u8>();
-        // SAFETY: we hold a reference to the file (so to its path); d_path
-        // writes at most `len` bytes into the buffer and returns a pointer
-        // into it or an error pointer.
-        let p = unsafe { bindings::d_path(&(*self.0).f_path, base.cast(), len as i32) };
-        let p = match kernel::error::from_err_ptr(p).map_err(Errno::from) {
-            Ok(p) => p.cast::<u8>(),
-            Err(ENAMETOOLONG) => return Err(ENAMETOOLONG),
-            Err(_) => return Ok(None),
-        };
-        let start = (p as usize).wrapping_sub(base as usize);
-        if start >= len {
-            return Ok(None);
-        }
-        // SAFETY: d_path wrote the name from `p` up to its NUL at `len - 1`
-        // of the buffer, which the returned slice borrows.
-        let tail = unsafe { core::slice::from_raw_parts(p, len - 1 - start) };
-        let n = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-        Ok(tail.get(..n))
-    }
-}
-
-impl Clone for ExeFile {
-    fn clone(&self) -> ExeFile {
-        // SAFETY: we hold a reference; get_file takes one more, which the
-        // clone owns.
-        unsafe { bindings::kdbus_get_file(self.0) };
-        ExeFile(self.0)
-    }
-}
-
-impl Drop for ExeFile {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference (get_file_rcu, get_file).
-        unsafe { bindings::fput(self.0) };
-    }
-}
-
 impl Clone for Path {
     fn clone(&self) -> Path {
         // SAFETY: we own references to both parts; path_get takes one more
@@ -134,15 +70,36 @@ impl Drop for Path {
     }
 }
 
-/// A cgroup of the default (cgroup2) hierarchy, counted. Its path never
-/// changes: cgroup2 directories cannot be renamed or moved.
-pub(crate) struct Cgroup(*mut bindings::cgroup);
+/// A cgroup of the default (cgroup2) hierarchy. Its path never changes:
+/// cgroup2 directories cannot be renamed or moved.
+///
+/// # Invariants
+///
+/// The wrapped cgroup is live: counted by `cgroup_get`/`cgroup_put`.
+#[repr(transparent)]
+pub(crate) struct Cgroup(Opaque<bindings::cgroup>);
 
-// SAFETY: the reference is counted atomically; the cgroup is only compared
-// and its path read.
+// SAFETY: cgroups are refcounted atomically; they are only compared and
+// their paths read.
 unsafe impl Send for Cgroup {}
 // SAFETY: as above.
 unsafe impl Sync for Cgroup {}
+
+// SAFETY: `cgroup_get`/`cgroup_put` keep the object alive while the count is
+// non-zero.
+unsafe impl AlwaysRefCounted for Cgroup {
+    fn inc_ref(&self) {
+        // SAFETY: `self` is live (invariant).
+        unsafe { bindings::kdbus_cgroup_get(self.0.get()) };
+    }
+
+    // SAFETY: an `unsafe fn` of the trait: callers pass a reference they
+    // own and no longer use (`AlwaysRefCounted::dec_ref`'s contract).
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller gives up one reference it owns.
+        unsafe { bindings::kdbus_cgroup_put(obj.cast().as_ptr()) };
+    }
+}
 
 impl Cgroup {
     /// The cgroup's path from the hierarchy's root, as `/proc/self/cgroup`
@@ -152,10 +109,10 @@ impl Cgroup {
         // returns, and only that is read.
         let mut buf = KVec::<u8>::with_capacity(PAGE, gfp())?;
         let base = buf.as_mut_ptr();
-        // SAFETY: we hold a reference to the cgroup (and so its kernfs
-        // node); cgroup_path does not sleep and writes at most `PAGE` bytes,
+        // SAFETY: the cgroup (and so its kernfs node) is live (invariant);
+        // cgroup_path does not sleep and writes at most `PAGE` bytes,
         // NUL-terminated.
-        let n = unsafe { bindings::kdbus_cgroup_path(self.0, base.cast(), PAGE) };
+        let n = unsafe { bindings::kdbus_cgroup_path(self.0.get(), base.cast(), PAGE) };
         let Ok(n) = usize::try_from(n) else {
             return Ok(None);
         };
@@ -167,22 +124,6 @@ impl Cgroup {
         let path = unsafe { core::slice::from_raw_parts(base, n) };
         let len = path.iter().position(|&b| b == 0).unwrap_or(n);
         Ok(Some(copy(path.get(..len).unwrap_or(&[]))?))
-    }
-}
-
-impl Clone for Cgroup {
-    fn clone(&self) -> Cgroup {
-        // SAFETY: we hold a reference; cgroup_get takes one more, which the
-        // clone owns.
-        unsafe { bindings::kdbus_cgroup_get(self.0) };
-        Cgroup(self.0)
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference (cgroup_tryget, cgroup_get).
-        unsafe { bindings::kdbus_cgroup_put(self.0) };
     }
 }
 
@@ -378,12 +319,13 @@ impl Task {
         }
     }
 
-    /// The task's executable file, if it has one.
-    pub(crate) fn exe(&self) -> Option<ExeFile> {
+    /// The task's executable file, if it has one: what `/proc/self/exe`
+    /// links to.
+    pub(crate) fn exe(&self) -> Option<ARef<File>> {
         // SAFETY: the calling task's mm stays while it runs; get_file_rcu
         // takes a reference of our own to its `exe_file` under RCU, or
         // gives null.
-        let f = unsafe {
+        unsafe {
             let mm = (*self.raw()).mm;
             if mm.is_null() {
                 return None;
@@ -391,14 +333,13 @@ impl Task {
             bindings::kdbus_rcu_read_lock();
             let f = bindings::get_file_rcu(&mut (*mm).__bindgen_anon_1.exe_file);
             bindings::kdbus_rcu_read_unlock();
-            f
-        };
-        (!f.is_null()).then_some(ExeFile(f))
+            File::from_owned(f)
+        }
     }
 
     /// Whether the task's executable file is `exe` (compared by identity;
     /// `exe` is held, so no other file has its address).
-    pub(crate) fn exe_is(&self, exe: &ExeFile) -> bool {
+    pub(crate) fn exe_is(&self, exe: &File) -> bool {
         // SAFETY: the calling task's mm stays while it runs; only the
         // pointer is read (once, as READ_ONCE would: prctl may replace it),
         // never dereferenced.
@@ -407,7 +348,7 @@ impl Task {
             if mm.is_null() {
                 return false;
             }
-            core::ptr::read_volatile(&raw const (*mm).__bindgen_anon_1.exe_file) == exe.0
+            core::ptr::read_volatile(&raw const (*mm).__bindgen_anon_1.exe_file) == exe.as_ptr()
         }
     }
 
@@ -430,7 +371,7 @@ impl Task {
 
     /// A reader of at most `max` bytes of the task's argument block, and
     /// its length; `None` if it has none. Reading it reads user memory.
-    pub(crate) fn cmdline_reader(&self, max: usize) -> Option<(UserSliceReader, usize)> {
+    fn cmdline_reader(&self, max: usize) -> Option<(UserSliceReader, usize)> {
         // SAFETY: the calling task's mm stays while it runs; the argument
         // range is read under its lock.
         let (start, end) = unsafe {
@@ -454,15 +395,19 @@ impl Task {
     }
 
     /// The task's cgroup on the default hierarchy (counted).
-    pub(crate) fn dfl_cgroup(&self) -> Option<Cgroup> {
+    pub(crate) fn dfl_cgroup(&self) -> Option<ARef<Cgroup>> {
         // SAFETY: under RCU the task's css_set and its default cgroup are
-        // not freed; cgroup_tryget takes a reference unless it is going.
+        // not freed; cgroup_tryget takes a reference unless it is going,
+        // which the ARef then owns.
         unsafe {
             bindings::kdbus_rcu_read_lock();
             let cg = bindings::kdbus_task_dfl_cgroup(self.raw());
             let got = !cg.is_null() && bindings::kdbus_cgroup_tryget(cg);
             bindings::kdbus_rcu_read_unlock();
-            got.then(|| Cgroup(cg))
+            match (got, NonNull::new(cg)) {
+                (true, Some(cg)) => Some(ARef::from_raw(cg.cast())),
+                _ => None,
+            }
         }
     }
 
@@ -475,7 +420,7 @@ impl Task {
             bindings::kdbus_rcu_read_lock();
             let now = bindings::kdbus_task_dfl_cgroup(self.raw());
             bindings::kdbus_rcu_read_unlock();
-            now == cg.0
+            now == cg.0.get()
         }
     }
 
