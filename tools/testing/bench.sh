@@ -72,10 +72,8 @@ fi
 [ -f "$ko" ] || { say "module $ko not found"; exit 2; }
 
 say "kdbus-bench (static)"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
-  --target x86_64-unknown-linux-gnu -p kdbus-bench --bin kdbus-bench >&2
+bin=$(bash tools/testing/build-userspace.sh -p kdbus-bench --bin kdbus-bench)/kdbus-bench
 target=${CARGO_TARGET_DIR:-$KDBUS_ROOT/target}
-bin=$target/x86_64-unknown-linux-gnu/release/kdbus-bench
 
 out=build/bench
 mkdir -p "$out" "$(dirname "$log")"

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$KDBUS_ROOT"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
   --target x86_64-unknown-linux-gnu "$@" >&2
-echo "$KDBUS_ROOT/target/x86_64-unknown-linux-gnu/release"
+echo "${CARGO_TARGET_DIR:-$KDBUS_ROOT/target}/x86_64-unknown-linux-gnu/release"

@@ -38,10 +38,7 @@ cd "$KDBUS_ROOT"
 bash tools/testing/setup-host.sh >&2
 bash tools/testing/build-kernel.sh release >/dev/null
 [ -n "$ko" ] || ko=$(bash tools/testing/build-module.sh release)
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
-  --target x86_64-unknown-linux-gnu -p kdbus-bench --bin kdbus-bench >&2
-target=${CARGO_TARGET_DIR:-$KDBUS_ROOT/target}
-bin=$target/x86_64-unknown-linux-gnu/release/kdbus-bench
+bin=$(bash tools/testing/build-userspace.sh -p kdbus-bench --bin kdbus-bench)/kdbus-bench
 
 out=build/profile
 mkdir -p "$out" "$(dirname "$log")"
