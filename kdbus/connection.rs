@@ -25,6 +25,8 @@ use crate::policy::PolicyDb;
 use crate::pool::Pool;
 use crate::proto::cmd::{self, Cmd};
 use crate::proto::errno::{Result, E2BIG, EBUSY, ECONNRESET, EINVAL, EOPNOTSUPP, EPERM};
+use crate::proto::item::HEADER_SIZE;
+use crate::proto::metadata as pm;
 use crate::proto::names;
 use crate::proto::policy::UploadRules;
 use crate::queue::Queue;
@@ -92,8 +94,8 @@ pub(crate) struct Connection {
     /// connection without names; a SEND racing a NAME_ACQUIRE of another
     /// thread may see either).
     pub(crate) name_records: AtomicUsize,
-    /// CONN_DESCRIPTION from HELLO, without NUL.
-    description: Option<KVec<u8>>,
+    /// CONN_DESCRIPTION from HELLO, as the item metadata carries it.
+    description: Option<Description>,
     /// The metadata snapshot taken at HELLO, or the faked one
     /// (metadata.md 1): what CONN_INFO reports.
     pub(crate) meta: Snapshot,
@@ -194,6 +196,30 @@ fn sanitized_attach(c: &Cmd<'_>, ty: u32) -> Result<Option<u64>> {
         .transpose()
 }
 
+/// A connection's description, kept as the CONN_DESCRIPTION item its
+/// messages carry (metadata.md 4).
+struct Description {
+    /// The item, zero-padded.
+    item: KVec<u8>,
+    /// Its unpadded size.
+    size: usize,
+}
+
+impl Description {
+    fn new(text: &[u8]) -> Result<Self> {
+        let mut item = KVec::new();
+        let size = pm::put_item(&mut item, KDBUS_ITEM_CONN_DESCRIPTION, &[text, &[0]])?;
+        Ok(Description { item, size })
+    }
+
+    /// The description without NUL.
+    fn text(&self) -> &[u8] {
+        self.item
+            .get(HEADER_SIZE..self.size.saturating_sub(1))
+            .unwrap_or(&[])
+    }
+}
+
 impl Connection {
     /// KDBUS_CMD_HELLO on `ep` (connection.md 3.2), after generic parsing,
     /// for the opener of `file`.
@@ -244,11 +270,7 @@ impl Connection {
             _ => None,
         };
         let description = match c.item(KDBUS_ITEM_CONN_DESCRIPTION) {
-            Some(d) => {
-                let mut v = KVec::new();
-                v.extend_from_slice(d.str_bytes(), gfp())?;
-                Some(v)
-            }
+            Some(d) => Some(Description::new(d.str_bytes())?),
             None => None,
         };
 
@@ -412,9 +434,16 @@ impl Connection {
         self.flags & KDBUS_HELLO_ACCEPT_FD as u64 != 0
     }
 
-    /// The sender's description, for CONN_DESCRIPTION metadata.
+    /// The connection's description (without NUL), for CONN_DESCRIPTION
+    /// metadata.
     pub(crate) fn description(&self) -> Option<&[u8]> {
-        self.description.as_deref()
+        self.description.as_ref().map(|d| d.text())
+    }
+
+    /// The CONN_DESCRIPTION item of the connection (padded) and its
+    /// unpadded size, encoded once at HELLO for every message it sends.
+    pub(crate) fn description_item(&self) -> Option<(&[u8], usize)> {
+        self.description.as_ref().map(|d| (&d.item[..], d.size))
     }
 
     /// Whether the connection's metadata was faked at HELLO: its messages

@@ -21,7 +21,7 @@ use crate::metadata::{Consumer, MsgProc, Rendered};
 use crate::pool::Pool;
 use crate::proto::errno::{Result, EFAULT, EINVAL, EMEDIUMTYPE, EMSGSIZE, EOPNOTSUPP, ETXTBSY};
 use crate::proto::item::{self, Items, HEADER_SIZE};
-use crate::proto::metadata::{self as pm, Sink, Values};
+use crate::proto::metadata::{self as pm, Sink};
 use crate::proto::msg::{self, Header};
 use crate::uapi::*;
 use core::cell::{OnceCell, RefCell};
@@ -90,8 +90,10 @@ pub(crate) struct Head<'a> {
     process: Option<Arc<Rendered>>,
     /// OWNED_NAME items.
     names: &'a [u8],
-    /// CONN_DESCRIPTION and TIMESTAMP.
-    tail: Buf<TAIL_INLINE>,
+    /// The sender's CONN_DESCRIPTION item.
+    description: &'a [u8],
+    /// The TIMESTAMP item.
+    timestamp: Option<[u8; pm::TIMESTAMP_ITEM]>,
     /// `kdbus_msg.size`: the unpadded end of the last item.
     pub(crate) msg_size: u64,
 }
@@ -99,8 +101,6 @@ pub(crate) struct Head<'a> {
 /// Bytes of a head's header and items kept on the stack (more go to the
 /// heap): the header and a few items, as most messages have.
 const FIXED_INLINE: usize = 384;
-/// CONN_DESCRIPTION (at most a 63-byte sysname) and TIMESTAMP.
-const TAIL_INLINE: usize = 128;
 
 /// A byte buffer for one receiver's head: on the stack while it fits, on
 /// the heap once it does not (no allocation for the common message).
@@ -457,22 +457,33 @@ impl Kmsg {
             0 => &[][..],
             _ => self.owned_names(),
         };
-        if let Some(e) = pm::last_item_end(names) {
-            end = at + e;
+        if !names.is_empty() {
+            if let Some(e) = pm::last_item_end(names) {
+                end = at + e;
+            }
+            at += names.len();
         }
-        at += names.len();
-        let mut tail = Buf::new();
-        let mut v = Values {
-            description: self.sender.as_ref().and_then(|s| s.description()),
-            ..Values::default()
+        // The connection's items, pre-encoded (metadata.md 4: description,
+        // then timestamp).
+        let description = match (mask & KDBUS_ATTACH_CONN_DESCRIPTION, &self.sender) {
+            (0, _) | (_, None) => &[][..],
+            (_, Some(s)) => match s.description_item() {
+                Some((item, size)) => {
+                    end = at + size;
+                    at += item.len();
+                    item
+                }
+                None => &[][..],
+            },
         };
-        if mask & KDBUS_ATTACH_TIMESTAMP != 0 {
-            v.timestamp = Some(*self.timestamp.get_or_init(|| timestamp(self.seq)));
-        }
-        let tail_mask = KDBUS_ATTACH_CONN_DESCRIPTION | KDBUS_ATTACH_TIMESTAMP;
-        if let Some(e) = pm::encode(&v, mask & tail_mask, &mut tail)? {
-            end = at + e;
-        }
+        let timestamp = match mask & KDBUS_ATTACH_TIMESTAMP {
+            0 => None,
+            _ => {
+                end = at + pm::TIMESTAMP_ITEM;
+                let t = *self.timestamp.get_or_init(|| timestamp(self.seq));
+                Some(pm::timestamp_item(t))
+            }
+        };
         let msg_size = end as u64;
         let out = fixed.as_mut_slice();
         self.header.write(out, msg_size, self.src_id);
@@ -489,7 +500,8 @@ impl Kmsg {
             fixed,
             process,
             names,
-            tail,
+            description,
+            timestamp,
             msg_size,
         })
     }
@@ -499,6 +511,16 @@ impl Kmsg {
     fn owned_names(&self) -> &[u8] {
         if let Some(n) = self.names.get() {
             return n;
+        }
+        // A sender without names needs no list (nor the registry lock);
+        // kept empty, so every receiver sees the same.
+        if self
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.name_records.load(Ordering::Relaxed) == 0)
+        {
+            let _ = self.names.set(KVVec::new());
+            return &[];
         }
         let mut items = KVVec::new();
         if let Some(s) = self
@@ -534,7 +556,10 @@ impl Kmsg {
             w.kernel(p.bytes())?;
         }
         w.kernel(head.names)?;
-        w.kernel(head.tail.as_slice())?;
+        w.kernel(head.description)?;
+        if let Some(t) = &head.timestamp {
+            w.kernel(t)?;
+        }
         for i in Items::new(&self.items, 0).filter_map(|i| i.ok()) {
             match i.ty as u32 {
                 KDBUS_ITEM_PAYLOAD_OFF => {

@@ -18,7 +18,7 @@ use crate::glue::gfp;
 use crate::glue::kvec::copy;
 use crate::glue::pid::{Pid, PidNamespace};
 use crate::glue::stats::{Kind, Live};
-use crate::glue::task::{Cgroup, Comm, Path, Task};
+use crate::glue::task::{Cgroup, Comm, Held, NameStamp, Path, Task};
 use crate::proto::cmd::Cmd;
 use crate::proto::errno::{Result, EINVAL, ENAMETOOLONG};
 use crate::proto::metadata::{self as pm, Sink, Values, UNSET_ID};
@@ -79,6 +79,8 @@ struct Exe {
     file: ARef<File>,
     name: KVec<u8>,
     root: Path,
+    /// Whether `name` can be trusted without reading it again.
+    stamp: Option<NameStamp>,
 }
 
 /// Process metadata of a task (metadata.md 1): the items collected so far.
@@ -89,6 +91,9 @@ pub(crate) struct ProcMeta {
     cred: Option<ARef<Credential>>,
     /// PIDS: thread group, thread, parent's thread group.
     pids: [Option<ARef<Pid>>; 3],
+    /// PIDS: the task and its real parent then (held: compared by address
+    /// to tell that the pids are unchanged).
+    pid_tasks: Option<(Held, Option<Held>)>,
     tid_comm: Option<Comm>,
     pid_comm: Option<Comm>,
     exe: Option<Exe>,
@@ -108,6 +113,7 @@ impl ProcMeta {
             have: 0,
             cred: None,
             pids: [None, None, None],
+            pid_tasks: None,
             tid_comm: None,
             pid_comm: None,
             exe: None,
@@ -146,6 +152,9 @@ impl ProcMeta {
             self.cred = Some(ARef::from(cred));
         }
         if want(KDBUS_ATTACH_PIDS) {
+            // The tasks first: the pids read after them are theirs (a
+            // reparenting in between is seen by the next comparison).
+            self.pid_tasks = Some((task.held(), task.parent_held()));
             self.pids = [task.tgid(), task.pid(), task.parent_tgid()];
         }
         if want(KDBUS_ATTACH_TID_COMM) {
@@ -156,8 +165,13 @@ impl ProcMeta {
         }
         if want(KDBUS_ATTACH_EXE) {
             if let (Some(file), Some(root)) = (task.exe(), task.fs_root()) {
-                if let Some(name) = file.d_path()? {
-                    self.exe = Some(Exe { file, name, root });
+                if let Some((name, stamp)) = task.exe_name(&file, &root)? {
+                    self.exe = Some(Exe {
+                        file,
+                        name,
+                        root,
+                        stamp,
+                    });
                 }
             }
         }
@@ -196,20 +210,29 @@ impl ProcMeta {
         if mask & CRED_ITEMS != 0 && !self.cred.as_deref().is_some_and(|c| c.is_current()) {
             return Ok(false);
         }
-        if want(KDBUS_ATTACH_PIDS) && !task.pids_are(self.pids.each_ref().map(|p| p.as_deref())) {
+        let ids = task.ids(want(KDBUS_ATTACH_CGROUP));
+        if want(KDBUS_ATTACH_PIDS)
+            && !self
+                .pid_tasks
+                .as_ref()
+                .is_some_and(|(t, p)| ids.tasks_are(t, p.as_ref(), self.pids[1].as_deref()))
+        {
             return Ok(false);
         }
-        if mask & (KDBUS_ATTACH_TID_COMM | KDBUS_ATTACH_PID_COMM) != 0 {
-            let same = |now: Comm, then: &Option<Comm>| {
-                then.as_ref()
-                    .is_some_and(|t| t.as_bytes() == now.as_bytes())
-            };
-            let (tid, pid) = task.comms_unlocked();
-            if want(KDBUS_ATTACH_TID_COMM) && !same(tid, &self.tid_comm)
-                || want(KDBUS_ATTACH_PID_COMM) && !same(pid, &self.pid_comm)
-            {
-                return Ok(false);
-            }
+        let same = |now: &Comm, then: &Option<Comm>| then.as_ref().is_some_and(|t| t.same_as(now));
+        if want(KDBUS_ATTACH_TID_COMM) && !same(&ids.comm, &self.tid_comm)
+            || want(KDBUS_ATTACH_PID_COMM) && !same(&ids.leader_comm, &self.pid_comm)
+        {
+            return Ok(false);
+        }
+        // The same cgroup has the same path (cgroup2 has no rename).
+        if want(KDBUS_ATTACH_CGROUP)
+            && !self
+                .cgroup
+                .as_ref()
+                .is_some_and(|(cg, _)| ids.cgroup_is(cg))
+        {
+            return Ok(false);
         }
         let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); PROBE];
         if want(KDBUS_ATTACH_EXE) {
@@ -221,25 +244,23 @@ impl ProcMeta {
             if !task.exe_is(&e.file) || !task.root_is(&e.root) {
                 return Ok(false);
             }
-            match e.file.d_path_in(&mut buf) {
-                Ok(Some(name)) if name == &e.name[..] => {}
-                Ok(_) | Err(ENAMETOOLONG) => return Ok(false),
-                Err(err) => return Err(err),
+            match &e.stamp {
+                // Collected again, so stamped anew (once a second at most).
+                Some(s) if s.expired() => return Ok(false),
+                Some(s) if s.holds_for(&e.file) => {}
+                // A rename somewhere, or a name no stamp can vouch for.
+                _ => match e.file.d_path_in(&mut buf) {
+                    Ok(Some(name)) if name == &e.name[..] => {}
+                    Ok(_) | Err(ENAMETOOLONG) => return Ok(false),
+                    Err(err) => return Err(err),
+                },
             }
         }
-        if want(KDBUS_ATTACH_CMDLINE) && !task.cmdline_is(CMDLINE_MAX, self.cmdline.as_deref()) {
-            return Ok(false);
-        }
-        // The same cgroup has the same path (cgroup2 has no rename).
-        if want(KDBUS_ATTACH_CGROUP)
-            && !self
-                .cgroup
-                .as_ref()
-                .is_some_and(|(cg, _)| task.cgroup_is(cg))
-        {
-            return Ok(false);
-        }
         if want(KDBUS_ATTACH_AUDIT) && Some(task.audit()) != self.audit {
+            return Ok(false);
+        }
+        // Last: it reads user memory.
+        if want(KDBUS_ATTACH_CMDLINE) && !task.cmdline_is(CMDLINE_MAX, self.cmdline.as_deref()) {
             return Ok(false);
         }
         Ok(true)
@@ -256,6 +277,7 @@ impl ProcMeta {
         }
         if want(KDBUS_ATTACH_PIDS) {
             m.pids = self.pids.clone();
+            m.pid_tasks = self.pid_tasks.clone();
         }
         if want(KDBUS_ATTACH_TID_COMM) {
             m.tid_comm = self.tid_comm;
@@ -269,6 +291,7 @@ impl ProcMeta {
                     file: e.file.clone(),
                     name: copy(&e.name)?,
                     root: e.root.clone(),
+                    stamp: e.stamp,
                 });
             }
         }

@@ -111,6 +111,11 @@ impl File {
         Ok(tail.get(..n))
     }
 
+    /// Where the file is: its mount and dentry, fixed at open.
+    pub(super) fn f_path(&self) -> &bindings::path {
+        &self.raw().f_path
+    }
+
     /// The raw file, valid while `self` is.
     pub(super) fn as_ptr(&self) -> *mut bindings::file {
         self.0.get()

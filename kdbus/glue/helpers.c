@@ -79,6 +79,11 @@ struct pid_namespace *kdbus_get_pid_ns(struct pid_namespace *ns) { return get_pi
 void kdbus_get_fs_root(struct fs_struct *fs, struct path *root) { get_fs_root(fs, root); }
 /* get_fs_root without the references: fs_struct's layout is randomised. */
 void kdbus_fs_root_peek(struct fs_struct *fs, struct path *root) { spin_lock(&fs->lock); *root = fs->root; spin_unlock(&fs->lock); }
+unsigned int kdbus_fs_seq_begin(struct fs_struct *fs) { return read_seqcount_begin(&fs->seq); }
+bool kdbus_fs_seq_retry(struct fs_struct *fs, unsigned int seq) { return read_seqcount_retry(&fs->seq, seq); }
+unsigned int kdbus_rename_seq_begin(void) { return read_seqbegin(&rename_lock); }
+bool kdbus_rename_seq_retry(unsigned int seq) { return read_seqretry(&rename_lock, seq); }
+bool kdbus_d_unlinked(const struct dentry *dentry) { return d_unlinked(dentry); }
 void kdbus_mm_arg_lock(struct mm_struct *mm) { spin_lock(&mm->arg_lock); }
 void kdbus_mm_arg_unlock(struct mm_struct *mm) { spin_unlock(&mm->arg_lock); }
 struct cgroup *kdbus_task_dfl_cgroup(struct task_struct *task) { return task_dfl_cgroup(task); }

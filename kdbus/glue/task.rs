@@ -12,6 +12,7 @@ use super::file::File;
 use super::gfp;
 use super::kvec::copy;
 use super::pid::Pid;
+use super::time;
 use crate::proto::errno::{Result, ENOMEM};
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
@@ -37,6 +38,57 @@ impl Comm {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         let n = self.buf.iter().position(|&b| b == 0).unwrap_or(15);
         &self.buf[..n.min(15)]
+    }
+
+    /// Whether both are the same name (the same bytes up to the NUL; equal
+    /// arrays, as the kernel's NUL-padded copies are, compare at once).
+    pub(crate) fn same_as(&self, other: &Comm) -> bool {
+        self.buf == other.buf || self.as_bytes() == other.as_bytes()
+    }
+}
+
+/// A counted task: what a snapshot holds so that a task's identity can be
+/// compared by address (no other task can have it while it is held).
+pub(crate) type Held = ARef<kernel::task::Task>;
+
+fn held_ptr(t: &kernel::task::Task) -> *mut bindings::task_struct {
+    // `kernel::task::Task` wraps a `task_struct` transparently.
+    core::ptr::from_ref(t).cast_mut().cast()
+}
+
+/// The calling task's identities as [`Task::ids`] read them: compared,
+/// never dereferenced (a name read while another thread changes it may be
+/// a mix of both, which only compares as different).
+pub(crate) struct Ids {
+    /// The task, its thread pid and its real parent.
+    task: *mut bindings::task_struct,
+    thread_pid: *mut bindings::pid,
+    parent: *mut bindings::task_struct,
+    /// The default cgroup, null if not read.
+    cgroup: *mut bindings::cgroup,
+    /// The thread's `comm`.
+    pub(crate) comm: Comm,
+    /// The group leader's `comm`.
+    pub(crate) leader_comm: Comm,
+}
+
+impl Ids {
+    /// Whether the task is `task`, its real parent `parent` and its thread
+    /// pid `tid` (as [`Task::held`], [`Task::parent_held`] and [`Task::pid`]
+    /// gave them): then its thread group's pid and its parent's are those
+    /// of then too, as a thread group's pid never changes (not even when a
+    /// thread execs and takes over the leader's pid, which changes the
+    /// thread pid).
+    pub(crate) fn tasks_are(&self, task: &Held, parent: Option<&Held>, tid: Option<&Pid>) -> bool {
+        self.task == held_ptr(task)
+            && self.parent == parent.map_or(core::ptr::null_mut(), |p| held_ptr(p))
+            && self.thread_pid == tid.map_or(core::ptr::null_mut(), |p| p.as_ptr())
+    }
+
+    /// Whether the default cgroup is `cg` (held, so no other cgroup has its
+    /// address).
+    pub(crate) fn cgroup_is(&self, cg: &Cgroup) -> bool {
+        self.cgroup == cg.0.get()
     }
 }
 
@@ -67,6 +119,46 @@ impl Drop for Path {
     fn drop(&mut self) {
         // SAFETY: we own one reference to both parts (get_fs_root, path_get).
         unsafe { bindings::path_put(&self.0) };
+    }
+}
+
+/// Evidence that an executable's name, as [`Task::exe_name`] gave it, can
+/// change only by a rename or an unlink: the file lies inside the task's
+/// root on the root's own mount, so `d_path` walks dentries only, never a
+/// mount (whose moves `mount_lock` would order, which modules cannot
+/// read). Holds the rename sequence the name was read under, and when.
+#[derive(Clone, Copy)]
+pub(crate) struct NameStamp {
+    seq: u32,
+    /// The jiffies when the stamp expires.
+    expires: u64,
+}
+
+/// How long a [`NameStamp`] vouches for a name: far less than 2^31 renames
+/// take on any machine, so the rename sequence cannot have come round to
+/// the same value.
+const STAMP_LIFE_NS: u64 = 1_000_000_000;
+
+impl NameStamp {
+    /// Whether the stamp is too old to vouch for anything: the name must
+    /// be read (and stamped) anew.
+    pub(crate) fn expired(&self) -> bool {
+        // 64-bit jiffies do not wrap.
+        time::jiffies() >= self.expires
+    }
+
+    /// Whether the name [`Task::exe_name`] gave with this (unexpired) stamp
+    /// for `exe` is still its name from the same root, without reading it
+    /// again: no rename anywhere since, and the file not unlinked. The
+    /// caller checks that `exe` and the root are still the task's
+    /// ([`Task::exe_is`], [`Task::root_is`]).
+    pub(crate) fn holds_for(&self, exe: &File) -> bool {
+        // SAFETY: the file holds its dentry; d_unlinked only reads its hash
+        // state and parent. Reading the rename sequence has no precondition.
+        unsafe {
+            bindings::kdbus_rename_seq_begin() == self.seq
+                && !bindings::kdbus_d_unlinked(exe.f_path().dentry)
+        }
     }
 }
 
@@ -141,41 +233,6 @@ impl Task {
         self.raw
     }
 
-    /// Whether the thread group's, the thread's and the real parent's
-    /// thread group's pids are `pids` (as [`Task::tgid`], [`Task::pid`] and
-    /// [`Task::parent_tgid`] give them), compared by identity without
-    /// taking references.
-    pub(crate) fn pids_are(&self, pids: [Option<&Pid>; 3]) -> bool {
-        let tgid = bindings::pid_type_PIDTYPE_TGID as usize;
-        let want = pids.map(|p| p.map_or(core::ptr::null_mut(), |p| p.as_ptr()));
-        // SAFETY: the calling task's `signal` and `thread_pid` stay while it
-        // runs; under RCU `real_parent` and its `signal` are not freed. Only
-        // the pointer values are compared.
-        unsafe {
-            let t = self.raw();
-            let group = |t: *mut bindings::task_struct| {
-                let sig = (*t).signal;
-                match sig.is_null() {
-                    true => core::ptr::null_mut(),
-                    false => (*sig)
-                        .pids
-                        .get(tgid)
-                        .copied()
-                        .unwrap_or(core::ptr::null_mut()),
-                }
-            };
-            let (own, thread) = (group(t), (*t).thread_pid);
-            bindings::kdbus_rcu_read_lock();
-            let parent = (*t).real_parent;
-            let parent = match parent.is_null() {
-                true => core::ptr::null_mut(),
-                false => group(parent),
-            };
-            bindings::kdbus_rcu_read_unlock();
-            [own, thread, parent] == want
-        }
-    }
-
     fn pid_of(&self, ty: bindings::pid_type) -> Option<ARef<Pid>> {
         // SAFETY: the task is live; get_task_pid returns a new reference or
         // null.
@@ -234,26 +291,62 @@ impl Task {
         c
     }
 
-    /// The thread's and its group leader's `comm`, as [`Task::comm`] and
-    /// [`Task::leader_comm`] give them but read without the task locks
-    /// (volatile reads, as the kernel's own unlocked `current->comm`
-    /// readers do): a name that another thread is changing at that moment
-    /// may read as a mix of the two, which is compared, never reported.
-    pub(crate) fn comms_unlocked(&self) -> (Comm, Comm) {
-        let to_comm = |raw: [u8; 16]| Comm { buf: raw };
-        // SAFETY: the calling task is live; under RCU its group leader is
-        // not freed. The arrays are copied, never referenced.
+    /// The identities of the task, its real parent, its thread pid and its
+    /// default cgroup (the latter only `with_cgroup`), and its thread's and
+    /// group leader's `comm`, read without references or task locks: to
+    /// compare with what a snapshot holds ([`Ids`]).
+    pub(crate) fn ids(&self, with_cgroup: bool) -> Ids {
+        // SAFETY: the calling task's fields are read while it runs (its
+        // `comm` by a volatile read, as the kernel's own unlocked `comm`
+        // readers do); under RCU its group leader and its css_set are not
+        // freed. Pointers are only compared.
         unsafe {
             let t = self.raw();
-            let own = core::ptr::read_volatile(&raw const (*t).comm);
+            let (thread_pid, parent) = ((*t).thread_pid, (*t).real_parent);
+            let comm = core::ptr::read_volatile(&raw const (*t).comm);
             bindings::kdbus_rcu_read_lock();
             let leader = (*t).group_leader;
-            let lead = match leader.is_null() {
+            let leader_comm = match leader.is_null() {
                 true => [0; 16],
                 false => core::ptr::read_volatile(&raw const (*leader).comm),
             };
+            let cgroup = match with_cgroup {
+                true => bindings::kdbus_task_dfl_cgroup(t),
+                false => core::ptr::null_mut(),
+            };
             bindings::kdbus_rcu_read_unlock();
-            (to_comm(own), to_comm(lead))
+            Ids {
+                task: t,
+                thread_pid,
+                parent,
+                cgroup,
+                comm: Comm { buf: comm },
+                leader_comm: Comm { buf: leader_comm },
+            }
+        }
+    }
+
+    /// The task, counted.
+    pub(crate) fn held(&self) -> Held {
+        // SAFETY: the calling task is live; `kernel::task::Task` wraps a
+        // `task_struct` transparently, and the ARef takes its own count.
+        ARef::from(unsafe { &*self.raw().cast::<kernel::task::Task>() })
+    }
+
+    /// The task's real parent, counted.
+    pub(crate) fn parent_held(&self) -> Option<Held> {
+        // SAFETY: under RCU `real_parent` points to a task that is not freed
+        // before the read-side section ends; the ARef takes a count of its
+        // own before it does.
+        unsafe {
+            bindings::kdbus_rcu_read_lock();
+            let p = (*self.raw()).real_parent;
+            let held = match p.is_null() {
+                true => None,
+                false => Some(ARef::from(&*p.cast::<kernel::task::Task>())),
+            };
+            bindings::kdbus_rcu_read_unlock();
+            held
         }
     }
 
@@ -337,6 +430,48 @@ impl Task {
         }
     }
 
+    /// The name of the task's executable `exe` from its root `root` (as
+    /// [`File::d_path`] gives it), and a [`NameStamp`] if the name can only
+    /// change by a rename or an unlink (see [`NameStamp::holds_for`]).
+    pub(crate) fn exe_name(
+        &self,
+        exe: &File,
+        root: &Path,
+    ) -> Result<Option<(KVec<u8>, Option<NameStamp>)>> {
+        // SAFETY: the calling task's `fs` is stable while it runs.
+        let fs = unsafe { (*self.raw()).fs };
+        if fs.is_null() {
+            return Ok(exe.d_path()?.map(|n| (n, None)));
+        }
+        // SAFETY: `fs` is live (above); reading sequence counts has no
+        // other precondition.
+        let (fs_seq, seq) = unsafe {
+            (
+                bindings::kdbus_fs_seq_begin(fs),
+                bindings::kdbus_rename_seq_begin(),
+            )
+        };
+        let expires = time::jiffies().saturating_add(time::ns_to_jiffies(STAMP_LIFE_NS));
+        let Some(name) = exe.d_path()? else {
+            return Ok(None);
+        };
+        let (f, r) = (exe.f_path(), &root.0);
+        // SAFETY: both dentries are held (the file, the root); is_subdir
+        // and d_unlinked only read them (under RCU and the rename
+        // sequence). The sequences are only compared.
+        let stamped = unsafe {
+            f.mnt == r.mnt
+                && !bindings::kdbus_d_unlinked(f.dentry)
+                && bindings::is_subdir(f.dentry, r.dentry)
+                && !bindings::kdbus_rename_seq_retry(seq)
+                && !bindings::kdbus_fs_seq_retry(fs, fs_seq)
+        };
+        // No rename and no change of root while the name was read, and the
+        // root it was read from is `root`.
+        let stamp = (stamped && self.root_is(root)).then_some(NameStamp { seq, expires });
+        Ok(Some((name, stamp)))
+    }
+
     /// Whether the task's executable file is `exe` (compared by identity;
     /// `exe` is held, so no other file has its address).
     pub(crate) fn exe_is(&self, exe: &File) -> bool {
@@ -408,19 +543,6 @@ impl Task {
                 (true, Some(cg)) => Some(ARef::from_raw(cg.cast())),
                 _ => None,
             }
-        }
-    }
-
-    /// Whether the task's cgroup on the default hierarchy is `cg`
-    /// (compared by identity; `cg` is held, so no other cgroup has its
-    /// address).
-    pub(crate) fn cgroup_is(&self, cg: &Cgroup) -> bool {
-        // SAFETY: as in `dfl_cgroup`; only the pointer is compared.
-        unsafe {
-            bindings::kdbus_rcu_read_lock();
-            let now = bindings::kdbus_task_dfl_cgroup(self.raw());
-            bindings::kdbus_rcu_read_unlock();
-            now == cg.0.get()
         }
     }
 

@@ -25,3 +25,9 @@ pub(crate) fn ns_to_jiffies(ns: u64) -> u64 {
     let j = unsafe { bindings::nsecs_to_jiffies(ns) } as u64;
     j.saturating_add(1)
 }
+
+/// The jiffies counter now.
+pub(crate) fn jiffies() -> u64 {
+    // SAFETY: `jiffies` is always valid; read once, as READ_ONCE would.
+    unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) as u64 }
+}

@@ -329,6 +329,26 @@ fn put_u64s<S: Sink + ?Sized>(out: &mut S, ty: u32, words: &[u64]) -> Result<usi
     Ok(start + size)
 }
 
+/// Bytes of a TIMESTAMP item (a multiple of 8: no padding).
+pub const TIMESTAMP_ITEM: usize = HEADER_SIZE + 24;
+
+/// The TIMESTAMP item of `t` (seqnum, monotonic ns, realtime ns), as
+/// [`encode`] writes it.
+pub fn timestamp_item(t: [u64; 3]) -> [u8; TIMESTAMP_ITEM] {
+    let mut b = [0u8; TIMESTAMP_ITEM];
+    let words = [
+        TIMESTAMP_ITEM as u64,
+        KDBUS_ITEM_TIMESTAMP as u64,
+        t[0],
+        t[1],
+        t[2],
+    ];
+    for (dst, w) in b.chunks_exact_mut(8).zip(words) {
+        dst.copy_from_slice(&w.to_ne_bytes());
+    }
+    b
+}
+
 /// The unpadded end of the last item of the padded item stream `items`
 /// (relative to its start), `None` if it has none.
 pub fn last_item_end(items: &[u8]) -> Option<usize> {
@@ -403,7 +423,9 @@ pub fn encode<S: Sink + ?Sized>(v: &Values<'_>, mask: u64, out: &mut S) -> Resul
     }
     end = string(out, KDBUS_ATTACH_CONN_DESCRIPTION, v.description)?.or(end);
     if let (true, Some(t)) = (want(KDBUS_ATTACH_TIMESTAMP), v.timestamp) {
-        end = Some(put_u64s(out, KDBUS_ITEM_TIMESTAMP, &t)?);
+        let start = out.written();
+        out.put(&timestamp_item(t))?;
+        end = Some(start + TIMESTAMP_ITEM);
     }
     Ok(end)
 }

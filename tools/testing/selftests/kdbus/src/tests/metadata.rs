@@ -521,6 +521,18 @@ pub fn cache_follows_changes(ctx: &Ctx) -> TestResult {
     r1?;
     check("after renaming it back")?;
 
+    // The executable unlinked (it stays as a second link): its name gains
+    // " (deleted)" with no rename anywhere. The link is renamed back over
+    // the old name for later tests; this forked child keeps the unlinked
+    // one.
+    let link = exe.with_file_name(format!("kdbus-meta-link-{}", std::process::id()));
+    std::fs::hard_link(&exe, &link).map_err(|e| format!("link {}: {e}", exe.display()))?;
+    let r1 = std::fs::remove_file(&exe)
+        .map_err(|e| format!("unlink {}: {e}", exe.display()))
+        .and_then(|()| check("after unlinking the executable"));
+    std::fs::rename(&link, &exe).map_err(|e| format!("rename back {}: {e}", link.display()))?;
+    r1?;
+
     // Another cgroup, a second one, and back to the first (cgroup2
     // directories cannot be renamed: the kernel refuses, so a cgroup's
     // path only changes with the cgroup).
@@ -546,6 +558,88 @@ pub fn cache_follows_changes(ctx: &Ctx) -> TestResult {
         a.display()
     );
     Ok(())
+}
+
+/// PIDS after the sender's parent exits: the sender (a grandchild) is
+/// reparented to this test, a child subreaper, and its messages give the
+/// new parent though nothing else about it changed (the cache compares the
+/// parent as well as the sender).
+pub fn cache_follows_reparent(ctx: &Ctx) -> TestResult {
+    use nix::unistd::{fork, read, write, ForkResult};
+    // SAFETY: plain prctl on this forked test process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    ensure!(rc == 0, "PR_SET_CHILD_SUBREAPER failed");
+    let (go_rd, go_wr) = expect_ok("pipe", nix::unistd::pipe())?;
+    let (out_rd, out_wr) = expect_ok("pipe", nix::unistd::pipe())?;
+    // SAFETY: the test process is single-threaded.
+    let middle = match unsafe { fork() } {
+        Err(e) => return Err(format!("fork: {e}")),
+        Ok(ForkResult::Parent { child }) => child,
+        Ok(ForkResult::Child) => {
+            drop(out_rd);
+            // SAFETY: single-threaded, as above.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    drop(go_rd);
+                    let out = match reparented_sender(ctx, &go_wr) {
+                        Ok(()) => "O".to_string(),
+                        Err(e) => format!("E{e}"),
+                    };
+                    let _ = write(&out_wr, out.as_bytes());
+                }
+                _ => {
+                    // Exits when the sender says so (or is gone).
+                    drop(go_wr);
+                    let _ = read(&go_rd, &mut [0u8; 1]);
+                }
+            }
+            // SAFETY: leave the child without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+    };
+    drop((go_rd, go_wr, out_wr));
+    let _ = nix::sys::wait::waitpid(middle, None);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match read(&out_rd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("read from the sender: {e}")),
+        }
+    }
+    // The sender, now a child of this process.
+    let _ = nix::sys::wait::waitpid(None, None);
+    let s = String::from_utf8_lossy(&out).to_string();
+    match s.split_at_checked(1) {
+        Some(("O", _)) => Ok(()),
+        Some(("E", e)) => Err(format!("sender: {e}")),
+        _ => Err(format!("the sender reported nothing ({s:?})")),
+    }
+}
+
+/// The grandchild of [`cache_follows_reparent`]: two messages, its parent
+/// told to exit through `go`, two more once reparented.
+fn reparented_sender(ctx: &Ctx, go: &std::os::fd::OwnedFd) -> TestResult {
+    let s = sender(ctx, 0)?;
+    let r = util::hello(ctx, 0, ATTACH_ALL)?;
+    let check = |cookie: u64, what: &str| -> TestResult {
+        let m = exchange(&s, &r, cookie, what)?;
+        check_values(&m, &me()?, what)
+    };
+    check(1, "before the parent exits")?;
+    check(2, "before the parent exits (again)")?;
+    let parent = nix::unistd::getppid();
+    expect_ok("tell the parent to exit", nix::unistd::write(go, b"x"))?;
+    let mut waited = 0;
+    while nix::unistd::getppid() == parent {
+        ensure!(waited < 1000, "still not reparented after 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    check(3, "after reparenting")?;
+    check(4, "after reparenting (again)")
 }
 
 /// Values are collected once per message: a monitor and the receiver see

@@ -235,6 +235,10 @@ pub static TESTS: &[Test] = &[
         "metadata-cache-follows-changes",
         metadata::cache_follows_changes,
     ),
+    (
+        "metadata-cache-follows-reparent",
+        metadata::cache_follows_reparent,
+    ),
     ("metadata-receiver-mask", metadata::receiver_mask),
     ("metadata-conn-info", metadata::conn_info),
     ("metadata-bus-creator-info", metadata::bus_creator_info),
