@@ -47,6 +47,31 @@ impl Comm {
     }
 }
 
+// `comm` is read as two aligned words.
+const _: () = assert!(core::mem::offset_of!(bindings::task_struct, comm) % 8 == 0);
+
+/// The `comm` of task `t`, read without its task lock in two volatile
+/// words (as the kernel's own unlocked `comm` readers, READ_ONCE-like).
+///
+/// # Safety
+///
+/// `t` is a live task.
+unsafe fn comm_unlocked(t: *const bindings::task_struct) -> [u8; 16] {
+    // SAFETY: `comm` is 16 bytes at an 8-aligned offset (asserted above) of
+    // a live task (contract).
+    let w: [u64; 2] = unsafe {
+        let p = (&raw const (*t).comm).cast::<u64>();
+        [
+            core::ptr::read_volatile(p),
+            core::ptr::read_volatile(p.add(1)),
+        ]
+    };
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&w[0].to_ne_bytes());
+    b[8..].copy_from_slice(&w[1].to_ne_bytes());
+    b
+}
+
 /// A counted task: what a snapshot holds so that a task's identity can be
 /// compared by address (no other task can have it while it is held).
 pub(crate) type Held = ARef<kernel::task::Task>;
@@ -132,7 +157,16 @@ pub(crate) struct NameStamp {
     seq: u32,
     /// The jiffies when the stamp expires.
     expires: u64,
+    /// The file's dentry (kept here so that checking the stamp does not
+    /// read the file).
+    dentry: *mut bindings::dentry,
 }
+
+// SAFETY: the dentry pointer is only dereferenced in `holds_for`, whose
+// caller holds the file (and so the dentry) the stamp was taken for.
+unsafe impl Send for NameStamp {}
+// SAFETY: as above.
+unsafe impl Sync for NameStamp {}
 
 /// How long a [`NameStamp`] vouches for a name: far less than 2^31 renames
 /// take on any machine, so the rename sequence cannot have come round to
@@ -153,11 +187,13 @@ impl NameStamp {
     /// caller checks that `exe` and the root are still the task's
     /// ([`Task::exe_is`], [`Task::root_is`]).
     pub(crate) fn holds_for(&self, exe: &File) -> bool {
-        // SAFETY: the file holds its dentry; d_unlinked only reads its hash
-        // state and parent. Reading the rename sequence has no precondition.
+        debug_assert!(core::ptr::eq(exe.f_path().dentry, self.dentry));
+        // SAFETY: `exe`, which the stamp was taken for, holds its dentry;
+        // d_unlinked only reads its hash state and parent. Reading the
+        // rename sequence has no precondition.
         unsafe {
             bindings::kdbus_rename_seq_begin() == self.seq
-                && !bindings::kdbus_d_unlinked(exe.f_path().dentry)
+                && !bindings::kdbus_d_unlinked(self.dentry)
         }
     }
 }
@@ -303,12 +339,12 @@ impl Task {
         unsafe {
             let t = self.raw();
             let (thread_pid, parent) = ((*t).thread_pid, (*t).real_parent);
-            let comm = core::ptr::read_volatile(&raw const (*t).comm);
+            let comm = comm_unlocked(t);
             bindings::kdbus_rcu_read_lock();
             let leader = (*t).group_leader;
             let leader_comm = match leader.is_null() {
                 true => [0; 16],
-                false => core::ptr::read_volatile(&raw const (*leader).comm),
+                false => comm_unlocked(leader),
             };
             let cgroup = match with_cgroup {
                 true => bindings::kdbus_task_dfl_cgroup(t),
@@ -468,7 +504,11 @@ impl Task {
         };
         // No rename and no change of root while the name was read, and the
         // root it was read from is `root`.
-        let stamp = (stamped && self.root_is(root)).then_some(NameStamp { seq, expires });
+        let stamp = (stamped && self.root_is(root)).then_some(NameStamp {
+            seq,
+            expires,
+            dentry: f.dentry,
+        });
         Ok(Some((name, stamp)))
     }
 
