@@ -91,9 +91,9 @@ pub(crate) struct ProcMeta {
     cred: Option<ARef<Credential>>,
     /// PIDS: thread group, thread, parent's thread group.
     pids: [Option<ARef<Pid>>; 3],
-    /// PIDS: the task and its real parent then (held: compared by address
-    /// to tell that the pids are unchanged).
-    pid_tasks: Option<(Held, Option<Held>)>,
+    /// PIDS: the real parent then (held: compared by address to tell that
+    /// the parent's pid is unchanged).
+    parent: Option<Held>,
     tid_comm: Option<Comm>,
     pid_comm: Option<Comm>,
     exe: Option<Exe>,
@@ -113,7 +113,7 @@ impl ProcMeta {
             have: 0,
             cred: None,
             pids: [None, None, None],
-            pid_tasks: None,
+            parent: None,
             tid_comm: None,
             pid_comm: None,
             exe: None,
@@ -152,9 +152,10 @@ impl ProcMeta {
             self.cred = Some(ARef::from(cred));
         }
         if want(KDBUS_ATTACH_PIDS) {
-            // The tasks first: the pids read after them are theirs (a
-            // reparenting in between is seen by the next comparison).
-            self.pid_tasks = Some((task.held(), task.parent_held()));
+            // The parent first: the pids read after it are its or a later
+            // parent's (a reparenting in between is seen by the next
+            // comparison).
+            self.parent = task.parent_held();
             self.pids = [task.tgid(), task.pid(), task.parent_tgid()];
         }
         if want(KDBUS_ATTACH_TID_COMM) {
@@ -211,12 +212,7 @@ impl ProcMeta {
             return Ok(false);
         }
         let ids = task.ids(want(KDBUS_ATTACH_CGROUP));
-        if want(KDBUS_ATTACH_PIDS)
-            && !self
-                .pid_tasks
-                .as_ref()
-                .is_some_and(|(t, p)| ids.tasks_are(t, p.as_ref(), self.pids[1].as_deref()))
-        {
+        if want(KDBUS_ATTACH_PIDS) && !ids.pids_are(self.pids[1].as_deref(), self.parent.as_ref()) {
             return Ok(false);
         }
         let same = |now: &Comm, then: &Option<Comm>| then.as_ref().is_some_and(|t| t.same_as(now));
@@ -277,7 +273,7 @@ impl ProcMeta {
         }
         if want(KDBUS_ATTACH_PIDS) {
             m.pids = self.pids.clone();
-            m.pid_tasks = self.pid_tasks.clone();
+            m.parent = self.parent.clone();
         }
         if want(KDBUS_ATTACH_TID_COMM) {
             m.tid_comm = self.tid_comm;

@@ -72,8 +72,9 @@ unsafe fn comm_unlocked(t: *const bindings::task_struct) -> [u8; 16] {
     b
 }
 
-/// A counted task: what a snapshot holds so that a task's identity can be
-/// compared by address (no other task can have it while it is held).
+/// A counted task: what a snapshot holds of the sender's parent so that it
+/// can be compared by address (no other task can have it while it is
+/// held).
 pub(crate) type Held = ARef<kernel::task::Task>;
 
 fn held_ptr(t: &kernel::task::Task) -> *mut bindings::task_struct {
@@ -85,8 +86,7 @@ fn held_ptr(t: &kernel::task::Task) -> *mut bindings::task_struct {
 /// never dereferenced (a name read while another thread changes it may be
 /// a mix of both, which only compares as different).
 pub(crate) struct Ids {
-    /// The task, its thread pid and its real parent.
-    task: *mut bindings::task_struct,
+    /// The thread pid and the real parent.
     thread_pid: *mut bindings::pid,
     parent: *mut bindings::task_struct,
     /// The default cgroup, null if not read.
@@ -98,16 +98,15 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
-    /// Whether the task is `task`, its real parent `parent` and its thread
-    /// pid `tid` (as [`Task::held`], [`Task::parent_held`] and [`Task::pid`]
-    /// gave them): then its thread group's pid and its parent's are those
-    /// of then too, as a thread group's pid never changes (not even when a
-    /// thread execs and takes over the leader's pid, which changes the
-    /// thread pid).
-    pub(crate) fn tasks_are(&self, task: &Held, parent: Option<&Held>, tid: Option<&Pid>) -> bool {
-        self.task == held_ptr(task)
+    /// Whether the thread pid is `tid` and the real parent `parent` (as
+    /// [`Task::pid`] and [`Task::parent_held`] gave them, both held): then
+    /// the thread group's pid and the parent's are those of then too. A
+    /// pid names one thread for its life and only moves inside its thread
+    /// group (to a thread that execs, taking over the leader's pid), and a
+    /// held parent keeps its address and its thread group.
+    pub(crate) fn pids_are(&self, tid: Option<&Pid>, parent: Option<&Held>) -> bool {
+        self.thread_pid == tid.map_or(core::ptr::null_mut(), |p| p.as_ptr())
             && self.parent == parent.map_or(core::ptr::null_mut(), |p| held_ptr(p))
-            && self.thread_pid == tid.map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
 
     /// Whether the default cgroup is `cg` (held, so no other cgroup has its
@@ -151,7 +150,8 @@ impl Drop for Path {
 /// change only by a rename or an unlink: the file lies inside the task's
 /// root on the root's own mount, so `d_path` walks dentries only, never a
 /// mount (whose moves `mount_lock` would order, which modules cannot
-/// read). Holds the rename sequence the name was read under, and when.
+/// read). Holds the rename sequence the name was read under, when the
+/// stamp expires and the file's dentry.
 #[derive(Clone, Copy)]
 pub(crate) struct NameStamp {
     seq: u32,
@@ -327,7 +327,7 @@ impl Task {
         c
     }
 
-    /// The identities of the task, its real parent, its thread pid and its
+    /// The identities of the task's thread pid, its real parent and its
     /// default cgroup (the latter only `with_cgroup`), and its thread's and
     /// group leader's `comm`, read without references or task locks: to
     /// compare with what a snapshot holds ([`Ids`]).
@@ -352,7 +352,6 @@ impl Task {
             };
             bindings::kdbus_rcu_read_unlock();
             Ids {
-                task: t,
                 thread_pid,
                 parent,
                 cgroup,
@@ -360,13 +359,6 @@ impl Task {
                 leader_comm: Comm { buf: leader_comm },
             }
         }
-    }
-
-    /// The task, counted.
-    pub(crate) fn held(&self) -> Held {
-        // SAFETY: the calling task is live; `kernel::task::Task` wraps a
-        // `task_struct` transparently, and the ARef takes its own count.
-        ARef::from(unsafe { &*self.raw().cast::<kernel::task::Task>() })
     }
 
     /// The task's real parent, counted.
