@@ -73,6 +73,9 @@ pub struct PeerSetup {
     /// send everything, `_KDBUS_ATTACH_ANY`, when it is not 0), so each call
     /// and each reply carries these items. 0: bare messages (both masks 0).
     pub metadata: u64,
+    /// Only the server asks for `metadata`: calls carry it, replies are
+    /// bare (the usual D-Bus case: a service checks its caller).
+    pub metadata_one_way: bool,
     /// The client connects through a custom endpoint (endpoint.md) whose
     /// policy ([`endpoint_policy`]) lets it TALK to `talk_to`; the server
     /// stays on the default endpoint.
@@ -129,22 +132,27 @@ impl Peers {
             0 => (0, 0),
             m => (ATTACH_ANY, m),
         };
-        let hello = |path: &std::path::Path, label: &str| -> Result<Connection, Failure> {
-            let c = Connection::hello(path, flags, send, recv, POOL_SIZE)
-                .map_err(|e| Failure::sys("HELLO", label, e))?;
-            c.free(c.hello_reply().offset)
-                .map_err(|e| Failure::sys("FREE", label, e))?;
-            Ok(c)
-        };
-        let server = hello(&bus.endpoint(), "server")?;
+        let client_recv = if how.metadata_one_way { 0 } else { recv };
+        let hello =
+            |path: &std::path::Path, label: &str, recv: u64| -> Result<Connection, Failure> {
+                let c = Connection::hello(path, flags, send, recv, POOL_SIZE)
+                    .map_err(|e| Failure::sys("HELLO", label, e))?;
+                c.free(c.hello_reply().offset)
+                    .map_err(|e| Failure::sys("FREE", label, e))?;
+                Ok(c)
+            };
+        let server = hello(&bus.endpoint(), "server", recv)?;
         let (client, endpoint) = match how.custom_endpoint {
-            None => (hello(&bus.endpoint(), "client")?, None),
+            None => (hello(&bus.endpoint(), "client", client_recv)?, None),
             Some(talk_to) => {
                 let ep = Endpoint::make(bus.endpoint(), &format!("{euid}-bench"), 0)
                     .map_err(|e| Failure::sys("ENDPOINT_MAKE", who, e))?;
                 ep.update(&endpoint_policy(talk_to))
                     .map_err(|e| Failure::sys("ENDPOINT_UPDATE", who, e))?;
-                (hello(ep.path(), "client (custom endpoint)")?, Some(ep))
+                (
+                    hello(ep.path(), "client (custom endpoint)", client_recv)?,
+                    Some(ep),
+                )
             }
         };
         Ok(Peers {

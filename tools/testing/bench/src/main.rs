@@ -78,6 +78,9 @@ usage: kdbus-bench [--budget SECS] [--rounds N] [--only PART[,PART...]] [--basel
                    unicast)
   --meta-mask HEX  the items of the metadata variant of meta (default
                    3fff, _KDBUS_ATTACH_ALL): to see what each item costs
+  --meta-one-way   the metadata variant of meta attaches it to the call
+                   only (the server asks for it, the client does not: bare
+                   replies); its BENCH meta_call line says oneway=1
   --baseline-only  only the AF_UNIX baselines (and memfd creation): runs
                    anywhere, no kdbus needed (name, meta, endpoint and
                    fanout have none)
@@ -102,6 +105,8 @@ struct Opts {
     meta: bool,
     /// The metadata of the "all metadata" variant (`--meta-mask`).
     meta_mask: u64,
+    /// Metadata on calls only (`--meta-one-way`).
+    meta_one_way: bool,
     endpoint: bool,
     fanout: bool,
     kdbus: bool,
@@ -119,6 +124,7 @@ fn parse_args() -> Result<Opts, String> {
         name: true,
         meta: true,
         meta_mask: kdbus::ATTACH_ALL,
+        meta_one_way: false,
         endpoint: true,
         fanout: true,
         kdbus: true,
@@ -174,6 +180,7 @@ fn parse_args() -> Result<Opts, String> {
                         "--meta-mask needs KDBUS_ATTACH_* bits in hex, not {v}"
                     ))?;
             }
+            "--meta-one-way" => o.meta_one_way = true,
             "--pin" => {
                 let v = val("--pin")?;
                 o.pin = Some(Pin::parse(&v).ok_or(format!("--pin same|split|none, not {v}"))?);
@@ -294,8 +301,8 @@ struct PairRow {
     len: usize,
     base: Outcome,
     other: Outcome,
-    /// The metadata of the Meta variant.
-    mask: Option<u64>,
+    /// The metadata of the Meta variant, and whether only calls carry it.
+    mask: Option<(u64, bool)>,
 }
 
 struct FanoutRow {
@@ -959,9 +966,18 @@ fn report_pairs(rows: &[PairRow]) {
                     "Both: the kdbus sync call by ID of the round-trip table ({NAME_PAYLOAD} B), each on a bus of its"
                 );
                 println!("own. bare: attach_flags_send = attach_flags_recv = 0 on both connections. all metadata:");
-                println!("both connections send _KDBUS_ATTACH_ANY and ask for _KDBUS_ATTACH_ALL, so the call and");
-                println!("the reply each carry timestamp, creds, pids, auxgroups, names, tid/pid comm, exe, cmdline,");
-                println!("cgroup, caps, seclabel, audit and description (those the kernel has). Goal: ratio <= 1.10.");
+                if mine
+                    .iter()
+                    .any(|r| r.mask.is_some_and(|(_, one_way)| one_way))
+                {
+                    println!("both connections send _KDBUS_ATTACH_ANY, only the server asks for _KDBUS_ATTACH_ALL, so");
+                    println!("the call (not the reply) carries timestamp, creds, pids, auxgroups, names, tid/pid comm,");
+                    println!("exe, cmdline, cgroup, caps, seclabel, audit and description (those the kernel has).");
+                } else {
+                    println!("both connections send _KDBUS_ATTACH_ANY and ask for _KDBUS_ATTACH_ALL, so the call and");
+                    println!("the reply each carry timestamp, creds, pids, auxgroups, names, tid/pid comm, exe, cmdline,");
+                    println!("cgroup, caps, seclabel, audit and description (those the kernel has). Goal: ratio <= 1.10.");
+                }
                 println!("ratio = time per call with metadata / time per bare call.");
             }
             Pair::Endpoint => {
@@ -1013,6 +1029,7 @@ fn measure_pair(o: &Opts, pair: Pair, pin: Pin, slice: Duration) -> PairRow {
             PeerSetup::default(),
             PeerSetup {
                 metadata: o.meta_mask,
+                metadata_one_way: o.meta_one_way,
                 ..PeerSetup::default()
             },
             Dst::Id,
@@ -1046,7 +1063,7 @@ fn measure_pair(o: &Opts, pair: Pair, pin: Pin, slice: Duration) -> PairRow {
         len,
         base: start(&base),
         other: start(&other),
-        mask: (pair == Pair::Meta).then_some(o.meta_mask),
+        mask: (pair == Pair::Meta).then_some((o.meta_mask, o.meta_one_way)),
     };
     let (pb, po) = (base.as_ref().ok(), other.as_ref().ok());
     let mut run_base = |s: Duration| kbench::rtt_to(pb.unwrap(), dst, len, Call::Sync, s);
@@ -1138,7 +1155,10 @@ fn bench_lines_more(pairs: &[PairRow], fan: &[FanoutRow]) {
             "BENCH {} payload={}{} {fo}_per_s={} {fb}_per_s={} ratio={} cpus={}{}{}{}",
             r.pair.tag(),
             r.len,
-            r.mask.map_or(String::new(), |m| format!(" mask={m:#x}")),
+            r.mask.map_or(String::new(), |(m, one_way)| match one_way {
+                true => format!(" mask={m:#x} oneway=1"),
+                false => format!(" mask={m:#x}"),
+            }),
             val(&r.other, Stat::per_s, 0),
             val(&r.base, Stat::per_s, 0),
             bench_ratio(&r.other, &r.base),
